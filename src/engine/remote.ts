@@ -1,0 +1,43 @@
+import { readFileSync } from "node:fs";
+import { v1, deadlineInterceptor } from "@authzed/authzed-node";
+import { SpiceDbEngine } from "./spicedb-engine.js";
+import type { Engine } from "./engine.js";
+
+export interface RemoteEngineOptions {
+  /** host:port of a SpiceDB gRPC endpoint. */
+  readonly endpoint: string;
+  /** SpiceDB's preshared key. */
+  readonly token: string;
+  /** "plaintext", "tls" (system roots) or a path to a CA certificate (PEM). */
+  readonly tls: "plaintext" | "tls" | { readonly caFile: string };
+  readonly timeoutMs: number;
+  /** SpiceDB's --write-relationships-max-updates-per-call (1000 by default). */
+  readonly maxUpdatesPerWrite: number;
+}
+
+/** A SpiceDB cluster reached over gRPC with @authzed/authzed-node. */
+export async function createRemoteEngine(options: RemoteEngineOptions): Promise<Engine> {
+  const grpcOptions = { interceptors: [deadlineInterceptor(options.timeoutMs)] };
+  const client =
+    typeof options.tls === "object"
+      ? v1.NewClientWithCustomCert(
+          options.token,
+          options.endpoint,
+          readFileSync(options.tls.caFile),
+          undefined,
+          grpcOptions,
+        )
+      : v1.NewClient(
+          options.token,
+          options.endpoint,
+          options.tls === "tls" ? v1.ClientSecurity.SECURE : v1.ClientSecurity.INSECURE_PLAINTEXT_CREDENTIALS,
+          undefined,
+          grpcOptions,
+        );
+  return new SpiceDbEngine({
+    kind: "remote",
+    clients: { permissions: client, schema: client },
+    maxUpdatesPerWrite: options.maxUpdatesPerWrite,
+    close: async () => client.close(),
+  });
+}

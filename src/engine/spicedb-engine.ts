@@ -1,0 +1,370 @@
+import { v1 } from "@authzed/authzed-node";
+import { status as GrpcStatus } from "@grpc/grpc-js";
+import {
+  EngineError,
+  type BulkCheckResult,
+  type CheckItem,
+  type CheckResult,
+  type Consistency,
+  type Engine,
+  type EngineErrorKind,
+  type LookedUpResource,
+  type LookedUpSubject,
+  type LookupResourcesQuery,
+  type LookupSubjectsQuery,
+  type ObjectRef,
+  type Relationship,
+  type RelationshipFilter,
+  type RelationshipUpdate,
+  type SubjectRef,
+  type TraceNode,
+  type TracedCheckResult,
+} from "./engine.js";
+
+type ZedClient = v1.ZedClientInterface;
+
+/** The two faces of a SpiceDB connection; the embedded library hands them out separately. */
+export interface SpiceDbClients {
+  readonly permissions: ZedClient;
+  readonly schema: ZedClient;
+}
+
+export interface SpiceDbEngineOptions {
+  readonly kind: string;
+  readonly clients: SpiceDbClients;
+  readonly maxUpdatesPerWrite: number;
+  readonly close: () => Promise<void>;
+}
+
+/**
+ * Engine over SpiceDB's v1 API. Shared by the embedded and the remote engine:
+ * they differ only in how the clients are made and closed.
+ */
+export class SpiceDbEngine implements Engine {
+  readonly kind: string;
+  readonly maxUpdatesPerWrite: number;
+  readonly #permissions: ZedClient;
+  readonly #schema: ZedClient;
+  readonly #close: () => Promise<void>;
+  #closed = false;
+
+  constructor(options: SpiceDbEngineOptions) {
+    this.kind = options.kind;
+    this.maxUpdatesPerWrite = options.maxUpdatesPerWrite;
+    this.#permissions = options.clients.permissions;
+    this.#schema = options.clients.schema;
+    this.#close = options.close;
+  }
+
+  async writeSchema(schema: string): Promise<void> {
+    await call(() => this.#schema.promises.writeSchema(v1.WriteSchemaRequest.create({ schema })));
+  }
+
+  async readSchema(): Promise<string> {
+    const response = await call(() => this.#schema.promises.readSchema(v1.ReadSchemaRequest.create({})));
+    return response.schemaText;
+  }
+
+  async check(item: CheckItem, consistency: Consistency): Promise<CheckResult> {
+    const response = await call(() => this.#permissions.promises.checkPermission(checkRequest(item, consistency, false)));
+    return { allowed: isAllowed(response.permissionship), token: response.checkedAt?.token ?? "" };
+  }
+
+  async checkWithTrace(item: CheckItem, consistency: Consistency): Promise<TracedCheckResult> {
+    const response = await call(() => this.#permissions.promises.checkPermission(checkRequest(item, consistency, true)));
+    const trace = response.debugTrace?.check;
+    return {
+      allowed: isAllowed(response.permissionship),
+      token: response.checkedAt?.token ?? "",
+      trace: trace ? traceNode(trace) : undefined,
+    };
+  }
+
+  async checkBulk(items: readonly CheckItem[], consistency: Consistency): Promise<BulkCheckResult> {
+    if (items.length === 0) return { results: [], token: "" };
+    const request = v1.CheckBulkPermissionsRequest.create({
+      consistency: toConsistency(consistency),
+      items: items.map((item) =>
+        v1.CheckBulkPermissionsRequestItem.create({
+          resource: objectRef(item.resource),
+          permission: item.permission,
+          subject: subjectRef(item.subject),
+        }),
+      ),
+    });
+    const response = await call(() => this.#permissions.promises.checkBulkPermissions(request));
+    // SpiceDB answers pairs in request order; a pair is either an item or an error.
+    const results = response.pairs.map((pair) => {
+      if (pair.response.oneofKind === "item") return { allowed: isAllowed(pair.response.item.permissionship) };
+      if (pair.response.oneofKind === "error") return { allowed: false, error: pair.response.error.message };
+      return { allowed: false, error: "no answer for this item" };
+    });
+    if (results.length !== items.length) {
+      throw new EngineError("internal", `bulk check answered ${results.length} of ${items.length} items`);
+    }
+    return { results, token: response.checkedAt?.token ?? "" };
+  }
+
+  async *lookupResources(
+    query: LookupResourcesQuery,
+    consistency: Consistency,
+    signal?: AbortSignal,
+  ): AsyncIterable<LookedUpResource> {
+    const request = v1.LookupResourcesRequest.create({
+      consistency: toConsistency(consistency),
+      resourceObjectType: query.resourceType,
+      permission: query.permission,
+      subject: subjectRef(query.subject),
+      optionalLimit: query.limit ?? 0,
+      ...(query.cursor ? { optionalCursor: v1.Cursor.create({ token: query.cursor }) } : {}),
+    });
+    const stream = this.#permissions.lookupResources(request);
+    yield* streamOf(stream, signal, (r: v1.LookupResourcesResponse) => ({
+      resourceId: r.resourceObjectId,
+      cursor: r.afterResultCursor?.token ?? "",
+      token: r.lookedUpAt?.token ?? "",
+    }));
+  }
+
+  async *lookupSubjects(
+    query: LookupSubjectsQuery,
+    consistency: Consistency,
+    signal?: AbortSignal,
+  ): AsyncIterable<LookedUpSubject> {
+    const request = v1.LookupSubjectsRequest.create({
+      consistency: toConsistency(consistency),
+      resource: objectRef(query.resource),
+      permission: query.permission,
+      subjectObjectType: query.subjectType,
+      optionalSubjectRelation: query.subjectRelation ?? "",
+    });
+    const stream = this.#permissions.lookupSubjects(request);
+    yield* streamOf(stream, signal, (r: v1.LookupSubjectsResponse) => ({
+      subjectId: r.subject?.subjectObjectId ?? r.subjectObjectId,
+      excludedIds: r.excludedSubjects.map((s) => s.subjectObjectId),
+      token: r.lookedUpAt?.token ?? "",
+    }));
+  }
+
+  async *readRelationships(filter: RelationshipFilter, consistency: Consistency): AsyncIterable<Relationship> {
+    const request = v1.ReadRelationshipsRequest.create({
+      consistency: toConsistency(consistency),
+      relationshipFilter: relationshipFilter(filter),
+    });
+    const stream = this.#permissions.readRelationships(request);
+    yield* streamOf(stream, undefined, (r: v1.ReadRelationshipsResponse) => fromRelationship(r.relationship));
+  }
+
+  async write(updates: readonly RelationshipUpdate[]): Promise<string> {
+    if (updates.length > this.maxUpdatesPerWrite) {
+      throw new EngineError("invalid_argument", `at most ${this.maxUpdatesPerWrite} updates per write, got ${updates.length}`);
+    }
+    const request = v1.WriteRelationshipsRequest.create({
+      updates: updates.map((u) =>
+        v1.RelationshipUpdate.create({
+          operation: u.op === "touch" ? v1.RelationshipUpdate_Operation.TOUCH : v1.RelationshipUpdate_Operation.DELETE,
+          relationship: toRelationship(u.relationship),
+        }),
+      ),
+    });
+    const response = await call(() => this.#permissions.promises.writeRelationships(request));
+    return response.writtenAt?.token ?? "";
+  }
+
+  async deleteMatching(filter: RelationshipFilter): Promise<string> {
+    const request = v1.DeleteRelationshipsRequest.create({ relationshipFilter: relationshipFilter(filter) });
+    const response = await call(() => this.#permissions.promises.deleteRelationships(request));
+    return response.deletedAt?.token ?? "";
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#close();
+  }
+}
+
+function isAllowed(p: v1.CheckPermissionResponse_Permissionship): boolean {
+  // CONDITIONAL needs caveat context; sharegraph's schema has no caveats, so only HAS counts.
+  return p === v1.CheckPermissionResponse_Permissionship.HAS_PERMISSION;
+}
+
+function checkRequest(item: CheckItem, consistency: Consistency, withTracing: boolean): v1.CheckPermissionRequest {
+  return v1.CheckPermissionRequest.create({
+    consistency: toConsistency(consistency),
+    resource: objectRef(item.resource),
+    permission: item.permission,
+    subject: subjectRef(item.subject),
+    withTracing,
+  });
+}
+
+function toConsistency(c: Consistency): v1.Consistency {
+  switch (c.kind) {
+    case "minimize_latency":
+      return v1.Consistency.create({ requirement: { oneofKind: "minimizeLatency", minimizeLatency: true } });
+    case "fully_consistent":
+      return v1.Consistency.create({ requirement: { oneofKind: "fullyConsistent", fullyConsistent: true } });
+    case "at_least_as_fresh":
+      return v1.Consistency.create({
+        requirement: { oneofKind: "atLeastAsFresh", atLeastAsFresh: v1.ZedToken.create({ token: c.token }) },
+      });
+  }
+}
+
+function objectRef(o: ObjectRef): v1.ObjectReference {
+  return v1.ObjectReference.create({ objectType: o.type, objectId: o.id });
+}
+
+function subjectRef(s: SubjectRef): v1.SubjectReference {
+  return v1.SubjectReference.create({ object: objectRef(s), optionalRelation: s.relation ?? "" });
+}
+
+function toRelationship(r: Relationship): v1.Relationship {
+  return v1.Relationship.create({ resource: objectRef(r.resource), relation: r.relation, subject: subjectRef(r.subject) });
+}
+
+function fromRelationship(r: v1.Relationship | undefined): Relationship {
+  const resource = r?.resource;
+  const subject = r?.subject?.object;
+  if (!r || !resource || !subject) throw new EngineError("internal", "SpiceDB returned an incomplete relationship");
+  return {
+    resource: { type: resource.objectType, id: resource.objectId },
+    relation: r.relation,
+    subject: {
+      type: subject.objectType,
+      id: subject.objectId,
+      ...(r.subject?.optionalRelation ? { relation: r.subject.optionalRelation } : {}),
+    },
+  };
+}
+
+function relationshipFilter(f: RelationshipFilter): v1.RelationshipFilter {
+  return v1.RelationshipFilter.create({
+    resourceType: f.resourceType,
+    optionalResourceId: f.resourceId ?? "",
+    optionalRelation: f.relation ?? "",
+    ...(f.subject
+      ? {
+          optionalSubjectFilter: v1.SubjectFilter.create({
+            subjectType: f.subject.type,
+            optionalSubjectId: f.subject.id ?? "",
+            ...(f.subject.relation !== undefined
+              ? { optionalRelation: v1.SubjectFilter_RelationFilter.create({ relation: f.subject.relation }) }
+              : {}),
+          }),
+        }
+      : {}),
+  });
+}
+
+/** authzed-node does not export the debug types; these mirror authzed/api/v1/debug.proto. */
+interface CheckDebugTrace {
+  resource?: v1.ObjectReference;
+  permission: string;
+  permissionType: number;
+  subject?: v1.SubjectReference;
+  result: number;
+  resolution:
+    | { oneofKind: "wasCachedResult"; wasCachedResult: boolean }
+    | { oneofKind: "subProblems"; subProblems: { traces: CheckDebugTrace[] } }
+    | { oneofKind: undefined };
+}
+const TRACE_PERMISSION_TYPE_PERMISSION = 2;
+const TRACE_HAS_PERMISSION = 2;
+
+function traceNode(t: CheckDebugTrace): TraceNode {
+  const resource = t.resource ?? v1.ObjectReference.create({});
+  const subject = t.subject?.object ?? v1.ObjectReference.create({});
+  const children = t.resolution.oneofKind === "subProblems" ? t.resolution.subProblems.traces.map(traceNode) : [];
+  return {
+    resource: { type: resource.objectType, id: resource.objectId },
+    name: t.permission,
+    isPermission: t.permissionType === TRACE_PERMISSION_TYPE_PERMISSION,
+    subject: {
+      type: subject.objectType,
+      id: subject.objectId,
+      ...(t.subject?.optionalRelation ? { relation: t.subject.optionalRelation } : {}),
+    },
+    hasPermission: t.result === TRACE_HAS_PERMISSION,
+    children,
+  };
+}
+
+interface ReadableCall<T> extends AsyncIterable<T> {
+  cancel(): void;
+}
+
+async function* streamOf<T, R>(
+  stream: ReadableCall<T>,
+  signal: AbortSignal | undefined,
+  map: (item: T) => R,
+): AsyncIterable<R> {
+  const onAbort = () => stream.cancel();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    for await (const item of stream) yield map(item);
+  } catch (err) {
+    throw toEngineError(err);
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    // A consumer that stops early must not leave the call open.
+    stream.cancel();
+  }
+}
+
+async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toEngineError(err);
+  }
+}
+
+const CODE_NAMES: Record<string, EngineErrorKind> = {
+  InvalidArgument: "invalid_argument",
+  FailedPrecondition: "failed_precondition",
+  NotFound: "not_found",
+  Unavailable: "unavailable",
+  DeadlineExceeded: "unavailable",
+  Canceled: "unavailable",
+};
+
+function kindOfGrpcCode(code: number): EngineErrorKind {
+  switch (code) {
+    case GrpcStatus.INVALID_ARGUMENT:
+    case GrpcStatus.OUT_OF_RANGE:
+      return "invalid_argument";
+    case GrpcStatus.FAILED_PRECONDITION:
+      return "failed_precondition";
+    case GrpcStatus.NOT_FOUND:
+      return "not_found";
+    case GrpcStatus.UNAVAILABLE:
+    case GrpcStatus.DEADLINE_EXCEEDED:
+    case GrpcStatus.CANCELLED:
+    case GrpcStatus.UNAUTHENTICATED:
+    case GrpcStatus.RESOURCE_EXHAUSTED:
+      return "unavailable";
+    default:
+      return "internal";
+  }
+}
+
+/**
+ * Errors come in two shapes: grpc-js ServiceErrors (remote, and embedded
+ * streaming) with a numeric code, and FFI errors from the embedded library
+ * whose message reads "rpc error: code = InvalidArgument desc = …".
+ */
+export function toEngineError(err: unknown): EngineError {
+  if (err instanceof EngineError) return err;
+  if (typeof err === "object" && err !== null && "code" in err && typeof err.code === "number") {
+    const details = "details" in err && typeof err.details === "string" ? err.details : String(err);
+    return new EngineError(kindOfGrpcCode(err.code), details, { cause: err });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  const match = /code = (\w+) desc = (.*)$/s.exec(message);
+  if (match) {
+    return new EngineError(CODE_NAMES[match[1] ?? ""] ?? "internal", match[2] ?? message, { cause: err });
+  }
+  return new EngineError("internal", message, { cause: err });
+}

@@ -1,0 +1,117 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
+
+/** Timestamps are written by Postgres (default now()) and read as Date. */
+type CreatedAt = ColumnType<Date, Date | undefined, never>;
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  display_name: string;
+  created_at: CreatedAt;
+}
+
+export interface PlatformAdminsTable {
+  user_id: string;
+}
+
+export interface OrganizationsTable {
+  id: string;
+  name: string;
+  channel_partner: boolean;
+  created_at: CreatedAt;
+}
+
+export interface OrganizationMembersTable {
+  organization_id: string;
+  user_id: string;
+  admin: boolean;
+  created_at: CreatedAt;
+}
+
+export interface GroupsTable {
+  id: string;
+  organization_id: string;
+  name: string;
+  created_at: CreatedAt;
+}
+
+/** Exactly one of user_id / member_group_id is set. */
+export interface GroupMembersTable {
+  id: Generated<number>;
+  group_id: string;
+  user_id: string | null;
+  member_group_id: string | null;
+  created_at: CreatedAt;
+}
+
+export interface WorkspacesTable {
+  id: string;
+  organization_id: string;
+  parent_id: string | null;
+  name: string;
+  created_at: CreatedAt;
+}
+
+export type WorkspaceAccessKind = "level" | "guest" | "see";
+export type WorkspaceLevelName = "view" | "analyze" | "manage";
+
+/** A subject's standing in a workspace: a level, guest, or SEE. Exactly one of user_id / group_id. */
+export interface WorkspaceAccessTable {
+  id: Generated<number>;
+  workspace_id: string;
+  kind: WorkspaceAccessKind;
+  level: WorkspaceLevelName | null;
+  user_id: string | null;
+  group_id: string | null;
+  created_at: CreatedAt;
+}
+
+export interface EntitiesTable {
+  id: string;
+  organization_id: string;
+  name: string;
+  created_at: CreatedAt;
+}
+
+export interface EntityMembersTable {
+  entity_id: string;
+  user_id: string;
+  created_at: CreatedAt;
+}
+
+/** One committed domain change's relationship updates, applied to SpiceDB in id order. */
+export interface OutboxTable {
+  id: Generated<number>;
+  ops: ColumnType<OutboxOp[], string, string>;
+  op_count: number;
+  created_at: CreatedAt;
+  applied_at: Date | null;
+  attempts: Generated<number>;
+  last_error: string | null;
+  zed_token: string | null;
+}
+
+/** A relationship update as stored in the outbox: "t" touch / "d" delete, and the relationship as text. */
+export interface OutboxOp {
+  readonly o: "t" | "d";
+  readonly r: string;
+}
+
+export interface Database {
+  users: UsersTable;
+  platform_admins: PlatformAdminsTable;
+  organizations: OrganizationsTable;
+  organization_members: OrganizationMembersTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  workspaces: WorkspacesTable;
+  workspace_access: WorkspaceAccessTable;
+  entities: EntitiesTable;
+  entity_members: EntityMembersTable;
+  outbox: OutboxTable;
+}
+
+export type TableName = keyof Database;
+export type Row<T extends TableName> = Selectable<Database[T]>;
+export type NewRow<T extends TableName> = Insertable<Database[T]>;
+export type RowUpdate<T extends TableName> = Updateable<Database[T]>;

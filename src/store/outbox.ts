@@ -1,0 +1,130 @@
+import { sql, type Kysely } from "kysely";
+import type { Database, OutboxOp, Row } from "./database.js";
+
+export type OutboxRow = Row<"outbox">;
+
+/*
+ * Two advisory locks (arbitrary, fixed keys):
+ *  - ORDER is taken by every writing transaction just before it inserts its
+ *    outbox row and held until commit, so outbox ids follow commit order and
+ *    applying in id order reproduces the commit order in SpiceDB.
+ *  - APPLY is held by whoever applies batches (any gateway), so batches are
+ *    applied one at a time, in order.
+ */
+const ORDER_LOCK = 0x5347_0001;
+const APPLY_LOCK = 0x5347_0002;
+
+export interface OutboxStatus {
+  readonly pending: number;
+  readonly lastApplied: number;
+  readonly oldestPendingError: string | null;
+  readonly oldestPendingAttempts: number;
+}
+
+export class OutboxRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Call inside the writing transaction, as its last statement before commit. */
+  async append(ops: readonly OutboxOp[]): Promise<number> {
+    await sql`select pg_advisory_xact_lock(${ORDER_LOCK})`.execute(this.db);
+    const row = await this.db
+      .insertInto("outbox")
+      .values({ ops: JSON.stringify(ops), op_count: ops.length })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    return row.id;
+  }
+
+  /** Call inside the applying transaction; held until it ends. */
+  async lockForApply(): Promise<void> {
+    await sql`select pg_advisory_xact_lock(${APPLY_LOCK})`.execute(this.db);
+  }
+
+  async pending(limit: number, upTo?: number): Promise<OutboxRow[]> {
+    let q = this.db.selectFrom("outbox").selectAll().where("applied_at", "is", null).orderBy("id").limit(limit);
+    if (upTo !== undefined) q = q.where("id", "<=", upTo);
+    return q.execute();
+  }
+
+  async markApplied(id: number, zedToken: string): Promise<void> {
+    await this.db
+      .updateTable("outbox")
+      .set({ applied_at: sql`now()`, zed_token: zedToken, last_error: null })
+      .where("id", "=", id)
+      .execute();
+  }
+
+  /** Marks every pending batch up to `upTo` as applied (a rebuild wrote their effect). */
+  async markAppliedThrough(upTo: number, zedToken: string): Promise<void> {
+    await this.db
+      .updateTable("outbox")
+      .set({ applied_at: sql`now()`, zed_token: zedToken, last_error: null })
+      .where("applied_at", "is", null)
+      .where("id", "<=", upTo)
+      .execute();
+  }
+
+  async markFailed(id: number, error: string): Promise<void> {
+    await this.db
+      .updateTable("outbox")
+      .set((eb) => ({ attempts: eb("attempts", "+", 1), last_error: error.slice(0, 2000) }))
+      .where("id", "=", id)
+      .execute();
+  }
+
+  /** True when every batch up to and including `id` has been applied. */
+  async appliedThrough(id: number): Promise<boolean> {
+    const row = await this.db
+      .selectFrom("outbox")
+      .select("id")
+      .where("applied_at", "is", null)
+      .where("id", "<=", id)
+      .limit(1)
+      .executeTakeFirst();
+    return row === undefined;
+  }
+
+  async zedToken(id: number): Promise<string | null> {
+    const row = await this.db.selectFrom("outbox").select("zed_token").where("id", "=", id).executeTakeFirst();
+    return row?.zed_token ?? null;
+  }
+
+  async maxId(): Promise<number> {
+    const row = await this.db.selectFrom("outbox").select(sql<number>`coalesce(max(id), 0)::bigint`.as("id")).executeTakeFirstOrThrow();
+    return Number(row.id);
+  }
+
+  async status(): Promise<OutboxStatus> {
+    const counts = await this.db
+      .selectFrom("outbox")
+      .select([
+        sql<number>`count(*) filter (where applied_at is null)::int`.as("pending"),
+        sql<number>`coalesce(max(id) filter (where applied_at is not null), 0)::bigint`.as("last_applied"),
+      ])
+      .executeTakeFirstOrThrow();
+    const oldest = await this.db
+      .selectFrom("outbox")
+      .select(["last_error", "attempts"])
+      .where("applied_at", "is", null)
+      .orderBy("id")
+      .limit(1)
+      .executeTakeFirst();
+    return {
+      pending: counts.pending,
+      lastApplied: Number(counts.last_applied),
+      oldestPendingError: oldest?.last_error ?? null,
+      oldestPendingAttempts: oldest?.attempts ?? 0,
+    };
+  }
+
+  /** Deletes applied batches older than the cutoff, always keeping the newest one. */
+  async prune(appliedBefore: Date): Promise<number> {
+    const newest = await this.maxId();
+    const result = await this.db
+      .deleteFrom("outbox")
+      .where("applied_at", "<", appliedBefore)
+      .where("id", "<", newest)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

@@ -1,0 +1,93 @@
+import type { Kysely, Transaction } from "kysely";
+import { cascadeDelete, type CascadeResult } from "./cascade.js";
+import { openDatabase, ping, type DatabaseTarget, type OpenDatabase } from "./connect.js";
+import type { Database, Row, TableName } from "./database.js";
+import { EntitiesRepo } from "./entities.js";
+import { translateStoreError } from "./errors.js";
+import { GroupsRepo } from "./groups.js";
+import { migrateToLatest, type MigrationReport } from "./migrate.js";
+import { OrganizationsRepo } from "./organizations.js";
+import { OutboxRepo } from "./outbox.js";
+import { UsersRepo } from "./users.js";
+import { WorkspacesRepo } from "./workspaces.js";
+
+/** Every repository, bound to the database or to one transaction. */
+export class Repositories {
+  readonly users: UsersRepo;
+  readonly organizations: OrganizationsRepo;
+  readonly groups: GroupsRepo;
+  readonly workspaces: WorkspacesRepo;
+  readonly entities: EntitiesRepo;
+  readonly outbox: OutboxRepo;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.users = new UsersRepo(db);
+    this.organizations = new OrganizationsRepo(db);
+    this.groups = new GroupsRepo(db);
+    this.workspaces = new WorkspacesRepo(db);
+    this.entities = new EntitiesRepo(db);
+    this.outbox = new OutboxRepo(db);
+  }
+
+  /** Deletes rows by id and everything depending on them; returns all removed and changed rows. */
+  cascadeDelete(table: TableName, ids: readonly string[]): Promise<CascadeResult> {
+    return cascadeDelete(this.db, table, ids);
+  }
+
+  /** Every row of a table (rebuild and reconcile). */
+  async all<T extends TableName>(table: T): Promise<Row<T>[]> {
+    const loose = this.db as unknown as Kysely<Record<string, Record<string, unknown>>>;
+    return (await loose.selectFrom(table).selectAll().execute()) as Row<T>[];
+  }
+}
+
+export type Isolation = "read committed" | "repeatable read" | "serializable";
+
+/** Postgres (or PGlite): the system of record. */
+export class Store {
+  readonly read: Repositories;
+
+  private constructor(private readonly opened: OpenDatabase) {
+    this.read = new Repositories(opened.db);
+  }
+
+  static async open(target: DatabaseTarget): Promise<Store> {
+    return new Store(await openDatabase(target));
+  }
+
+  get kind(): DatabaseTarget["kind"] {
+    return this.opened.kind;
+  }
+
+  /** PGlite only: a dump of the data directory (tests start from migrated dumps). */
+  async dump(): Promise<Blob | undefined> {
+    return this.opened.pglite ? ((await this.opened.pglite.dumpDataDir("none")) as Blob) : undefined;
+  }
+
+  migrate(): Promise<MigrationReport> {
+    return migrateToLatest(this.opened.db);
+  }
+
+  async transaction<T>(fn: (tx: Repositories) => Promise<T>, isolation: Isolation = "read committed"): Promise<T> {
+    try {
+      return await this.opened.db
+        .transaction()
+        .setIsolationLevel(isolation)
+        .execute((trx: Transaction<Database>) => fn(new Repositories(trx)));
+    } catch (err) {
+      throw translateStoreError(err);
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await ping(this.opened.db);
+    } catch (err) {
+      throw translateStoreError(err);
+    }
+  }
+
+  close(): Promise<void> {
+    return this.opened.close();
+  }
+}

@@ -1,0 +1,211 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Engine } from "../engine/engine.js";
+import type { Logger } from "../logger.js";
+import type { Repositories, Store } from "../store/store.js";
+import { toUpdates } from "./changes.js";
+
+export interface ApplierOptions {
+  /** How long a write waits for its batch to reach SpiceDB before answering without it. */
+  readonly applyTimeoutMs: number;
+  /** How often pending batches (another gateway's, or failed ones) are looked for. */
+  readonly pollMs: number;
+  /** Upper bound of the retry backoff after a failed apply. */
+  readonly maxBackoffMs: number;
+  /** Applied batches older than this are pruned. */
+  readonly retentionMs: number;
+}
+
+/** The outbox has not reached SpiceDB in time (SpiceDB down, or slow). */
+export class OutboxPendingError extends Error {
+  constructor(readonly batch: number) {
+    super(`changes up to batch ${batch} have not reached the permission index yet`);
+    this.name = "OutboxPendingError";
+  }
+}
+
+const BATCHES_PER_TRANSACTION = 50;
+
+/**
+ * Applies outbox batches to SpiceDB strictly in id order (= commit order),
+ * idempotently (TOUCH / DELETE), retrying with backoff until they land.
+ */
+export class OutboxApplier {
+  #appliedThrough = 0;
+  readonly #zedByBatch = new Map<number, string>();
+  #lastZed = "";
+  #draining: Promise<void> | undefined;
+  #drainAgain = false;
+  #failing = false;
+  #backoffMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #lastPrune = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly engine: Engine,
+    private readonly log: Logger,
+    private readonly options: ApplierOptions,
+  ) {
+    this.#backoffMs = options.pollMs;
+  }
+
+  /** Every batch up to this id is known to be applied. */
+  get appliedThrough(): number {
+    return this.#appliedThrough;
+  }
+
+  /** The newest ZedToken this process has seen from a write. */
+  get lastZed(): string {
+    return this.#lastZed;
+  }
+
+  get failing(): boolean {
+    return this.#failing;
+  }
+
+  /** Records batches applied by someone else in this process (rebuild, reconcile). */
+  noteApplied(through: number, zed: string): void {
+    if (through >= this.#appliedThrough) {
+      this.#appliedThrough = through;
+      if (zed) {
+        this.#lastZed = zed;
+        this.#remember(through, zed);
+      }
+    }
+  }
+
+  startBackground(): void {
+    this.#stopped = false;
+    this.#schedule(this.options.pollMs);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#draining?.catch(() => {});
+  }
+
+  /**
+   * Applies every pending batch. Concurrent callers share one run; a call
+   * made while a run is under way causes one more pass after it.
+   */
+  drain(): Promise<void> {
+    if (this.#draining) {
+      this.#drainAgain = true;
+      return this.#draining;
+    }
+    this.#draining = (async () => {
+      try {
+        do {
+          this.#drainAgain = false;
+          while (await this.#applyOnce()) {
+            /* more batches pending */
+          }
+        } while (this.#drainAgain && !this.#failing);
+      } finally {
+        this.#draining = undefined;
+      }
+    })();
+    return this.#draining;
+  }
+
+  /**
+   * Resolves with the batch's ZedToken (or "" if it was applied elsewhere)
+   * once every batch up to it is applied; OutboxPendingError after timeoutMs.
+   */
+  async waitFor(batch: number, timeoutMs = this.options.applyTimeoutMs): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let pause = 10;
+    for (;;) {
+      if (batch <= this.#appliedThrough) return this.#zedByBatch.get(batch) ?? "";
+      await this.drain().catch(() => {});
+      if (batch <= this.#appliedThrough) return this.#zedByBatch.get(batch) ?? "";
+      // Another gateway may hold the apply lock and have applied it.
+      if (await this.store.read.outbox.appliedThrough(batch)) {
+        this.#appliedThrough = Math.max(this.#appliedThrough, batch);
+        return (await this.store.read.outbox.zedToken(batch)) ?? "";
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new OutboxPendingError(batch);
+      await sleep(Math.min(pause, left));
+      pause = Math.min(pause * 2, 500);
+    }
+  }
+
+  /**
+   * Applies the pending batches visible to tx, in order, inside tx (which
+   * must hold the apply lock). Stops at the first failure, recording it on
+   * the batch. Returns how far it got.
+   */
+  async applyPendingWithin(tx: Repositories, limit = BATCHES_PER_TRANSACTION): Promise<{ through: number; failed: boolean; more: boolean }> {
+    const rows = await tx.outbox.pending(limit);
+    if (rows.length === 0) return { through: await tx.outbox.maxId(), failed: false, more: false };
+    let through = rows[0]!.id - 1;
+    for (const row of rows) {
+      let zed = "";
+      try {
+        const updates = toUpdates(row.ops);
+        for (let i = 0; i < updates.length; i += this.engine.maxUpdatesPerWrite) {
+          zed = await this.engine.write(updates.slice(i, i + this.engine.maxUpdatesPerWrite));
+        }
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        await tx.outbox.markFailed(row.id, message);
+        this.log.warn({ batch: row.id, attempts: row.attempts + 1, err: message }, "outbox batch failed; will retry");
+        return { through, failed: true, more: true };
+      }
+      await tx.outbox.markApplied(row.id, zed);
+      this.#remember(row.id, zed);
+      this.#lastZed = zed || this.#lastZed;
+      through = row.id;
+    }
+    return { through, failed: false, more: rows.length === limit };
+  }
+
+  async #applyOnce(): Promise<boolean> {
+    const outcome = await this.store.transaction(async (tx) => {
+      await tx.outbox.lockForApply();
+      return this.applyPendingWithin(tx);
+    });
+    this.#appliedThrough = Math.max(this.#appliedThrough, outcome.through);
+    if (outcome.failed) {
+      this.#failing = true;
+      return false;
+    }
+    if (this.#failing) this.log.info({ through: outcome.through }, "outbox caught up");
+    this.#failing = false;
+    return outcome.more;
+  }
+
+  #remember(batch: number, zed: string): void {
+    this.#zedByBatch.set(batch, zed);
+    // Only recent batches are asked about; older ones fall back to the database.
+    if (this.#zedByBatch.size > 10_000) {
+      const oldest = this.#zedByBatch.keys().next().value;
+      if (oldest !== undefined) this.#zedByBatch.delete(oldest);
+    }
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => void this.#tick(), delayMs);
+    this.#timer.unref();
+  }
+
+  async #tick(): Promise<void> {
+    try {
+      await this.drain();
+      if (Date.now() - this.#lastPrune > 60_000) {
+        this.#lastPrune = Date.now();
+        await this.store.read.outbox.prune(new Date(Date.now() - this.options.retentionMs));
+      }
+    } catch (err) {
+      this.#failing = true;
+      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, "outbox drain failed");
+    }
+    this.#backoffMs = this.#failing ? Math.min(this.#backoffMs * 2, this.options.maxBackoffMs) : this.options.pollMs;
+    this.#schedule(this.#backoffMs);
+  }
+}
