@@ -16,6 +16,8 @@ export interface OpenDatabase {
   readonly kind: DatabaseTarget["kind"];
   /** PGlite only: the underlying instance (for dumps in tests). */
   readonly pglite?: PGlite;
+  /** Postgres only: the schema this database works in, when not the default. */
+  readonly schema?: string | undefined;
   close(): Promise<void>;
 }
 
@@ -48,7 +50,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<OpenDatabase
   // An idle client's connection error (a Postgres restart) must not crash the process.
   pool.on("error", () => {});
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, kind: "postgres", close: () => db.destroy() };
+  return { db, kind: "postgres", schema: target.schema, close: () => db.destroy() };
 }
 
 async function createSchema(url: string, schema: string): Promise<void> {

@@ -65,7 +65,7 @@ export class Store {
   }
 
   migrate(): Promise<MigrationReport> {
-    return migrateToLatest(this.opened.db);
+    return migrateToLatest(this.opened.db, this.opened.schema);
   }
 
   async transaction<T>(fn: (tx: Repositories) => Promise<T>, isolation: Isolation = "read committed"): Promise<T> {

@@ -1,0 +1,49 @@
+import type { Consistency as EngineConsistency } from "../engine/engine.js";
+import type { OutboxApplier } from "./applier.js";
+import { decodeToken, encodeToken } from "./tokens.js";
+
+/** What a caller asks for; at_least_as_fresh carries a sharegraph token. */
+export type Freshness =
+  | { readonly kind: "minimize_latency" }
+  | { readonly kind: "fully_consistent" }
+  | { readonly kind: "at_least_as_fresh"; readonly token: string };
+
+/**
+ * Turns sharegraph tokens into SpiceDB consistency and back. A token's batch
+ * must have reached SpiceDB before a read may claim to be as fresh as it:
+ * that is what makes a revoke followed by a check with the revoke's token
+ * never see the old access.
+ */
+export class ConsistencyTokens {
+  constructor(
+    /** Identifies the SpiceDB instance whose ZedTokens we issue. */
+    readonly epoch: string,
+    private readonly applier: OutboxApplier,
+  ) {}
+
+  /** Throws InvalidTokenError or OutboxPendingError. */
+  async resolve(freshness: Freshness): Promise<EngineConsistency> {
+    if (freshness.kind !== "at_least_as_fresh") return freshness;
+    const token = decodeToken(freshness.token);
+    const zed = await this.applier.waitFor(token.batch);
+    if (token.epoch === this.epoch && token.zed) return { kind: "at_least_as_fresh", token: token.zed };
+    if (token.epoch === this.epoch && zed) return { kind: "at_least_as_fresh", token: zed };
+    // A ZedToken from another SpiceDB instance (before a restart) means nothing here.
+    return { kind: "fully_consistent" };
+  }
+
+  /** The token for an answer SpiceDB gave at `zed`. */
+  forRead(zed: string): string {
+    return encodeToken({ epoch: this.epoch, batch: this.applier.appliedThrough, zed });
+  }
+
+  /** The token for a committed write whose batch is `batch` (zed "" if it has not landed yet). */
+  forWrite(batch: number, zed: string): string {
+    return encodeToken({ epoch: this.epoch, batch, zed });
+  }
+
+  /** A token for a change that needed no relationship update. */
+  current(): string {
+    return encodeToken({ epoch: this.epoch, batch: this.applier.appliedThrough, zed: this.applier.lastZed });
+  }
+}
