@@ -11,6 +11,8 @@ export interface RemoteEngineOptions {
   /** "plaintext", "tls" (system roots) or a path to a CA certificate (PEM). */
   readonly tls: "plaintext" | "tls" | { readonly caFile: string };
   readonly timeoutMs: number;
+  /** Deadline of a whole streamed lookup; default 10 minutes. */
+  readonly streamTimeoutMs?: number;
   /** SpiceDB's --write-relationships-max-updates-per-call (1000 by default). */
   readonly maxUpdatesPerWrite: number;
 }
@@ -38,6 +40,7 @@ export async function createRemoteEngine(options: RemoteEngineOptions): Promise<
     kind: "remote",
     clients: { permissions: client, schema: client },
     maxUpdatesPerWrite: options.maxUpdatesPerWrite,
+    ...(options.streamTimeoutMs ? { streamTimeoutMs: options.streamTimeoutMs } : {}),
     close: async () => client.close(),
   });
 }

@@ -33,8 +33,12 @@ export interface SpiceDbEngineOptions {
   readonly kind: string;
   readonly clients: SpiceDbClients;
   readonly maxUpdatesPerWrite: number;
+  /** Deadline of a whole streamed lookup or read (unary calls have the client's own). */
+  readonly streamTimeoutMs?: number;
   readonly close: () => Promise<void>;
 }
+
+const DEFAULT_STREAM_TIMEOUT_MS = 10 * 60_000;
 
 /**
  * Engine over SpiceDB's v1 API. Shared by the embedded and the remote engine:
@@ -46,6 +50,7 @@ export class SpiceDbEngine implements Engine {
   readonly #permissions: ZedClient;
   readonly #schema: ZedClient;
   readonly #close: () => Promise<void>;
+  readonly #streamTimeoutMs: number;
   #closed = false;
 
   constructor(options: SpiceDbEngineOptions) {
@@ -54,30 +59,53 @@ export class SpiceDbEngine implements Engine {
     this.#permissions = options.clients.permissions;
     this.#schema = options.clients.schema;
     this.#close = options.close;
+    this.#streamTimeoutMs = options.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS;
+  }
+
+  /** Call options of a streaming call: its own deadline, longer than a unary one. */
+  #streamOptions(): { deadline: number } {
+    this.#open();
+    return { deadline: Date.now() + this.#streamTimeoutMs };
+  }
+
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
+    this.#open();
+    try {
+      return await fn();
+    } catch (err) {
+      throw toEngineError(err);
+    }
+  }
+
+  /** A closed engine answers like an unreachable one, not with a library crash. */
+  #open(): void {
+    if (this.#closed) throw new EngineError("unavailable", "the permission engine is closed");
   }
 
   async writeSchema(schema: string): Promise<void> {
-    await call(() => this.#schema.promises.writeSchema(v1.WriteSchemaRequest.create({ schema })));
+    await this.#call(() => this.#schema.promises.writeSchema(v1.WriteSchemaRequest.create({ schema })));
   }
 
   async readSchema(): Promise<string> {
-    const response = await call(() => this.#schema.promises.readSchema(v1.ReadSchemaRequest.create({})));
+    const response = await this.#call(() => this.#schema.promises.readSchema(v1.ReadSchemaRequest.create({})));
     return response.schemaText;
   }
 
   async check(item: CheckItem, consistency: Consistency): Promise<CheckResult> {
-    const response = await call(() => this.#permissions.promises.checkPermission(checkRequest(item, consistency, false)));
+    const response = await this.#call(() => this.#permissions.promises.checkPermission(checkRequest(item, consistency, false)));
     return { allowed: isAllowed(response.permissionship), token: response.checkedAt?.token ?? "" };
   }
 
   async checkWithTrace(item: CheckItem, consistency: Consistency): Promise<TracedCheckResult> {
-    const response = await call(() => this.#permissions.promises.checkPermission(checkRequest(item, consistency, true)));
+    const response = await this.#call(() => this.#permissions.promises.checkPermission(checkRequest(item, consistency, true)));
     const trace = response.debugTrace?.check;
-    return {
-      allowed: isAllowed(response.permissionship),
-      token: response.checkedAt?.token ?? "",
-      trace: trace ? traceNode(trace) : undefined,
-    };
+    const allowed = isAllowed(response.permissionship);
+    let root = trace ? traceNode(trace) : undefined;
+    // SpiceDB traces an alias (view = member_view) as its target; keep the asked-for permission at the root.
+    if (root && (root.name !== item.permission || root.resource.type !== item.resource.type || root.resource.id !== item.resource.id)) {
+      root = { resource: item.resource, name: item.permission, isPermission: true, subject: item.subject, hasPermission: allowed, children: [root] };
+    }
+    return { allowed, token: response.checkedAt?.token ?? "", trace: root };
   }
 
   async checkBulk(items: readonly CheckItem[], consistency: Consistency): Promise<BulkCheckResult> {
@@ -92,7 +120,7 @@ export class SpiceDbEngine implements Engine {
         }),
       ),
     });
-    const response = await call(() => this.#permissions.promises.checkBulkPermissions(request));
+    const response = await this.#call(() => this.#permissions.promises.checkBulkPermissions(request));
     // SpiceDB answers pairs in request order; a pair is either an item or an error.
     const results = response.pairs.map((pair) => {
       if (pair.response.oneofKind === "item") return { allowed: isAllowed(pair.response.item.permissionship) };
@@ -118,7 +146,7 @@ export class SpiceDbEngine implements Engine {
       optionalLimit: query.limit ?? 0,
       ...(query.cursor ? { optionalCursor: v1.Cursor.create({ token: query.cursor }) } : {}),
     });
-    const stream = this.#permissions.lookupResources(request);
+    const stream = this.#permissions.lookupResources(request, this.#streamOptions());
     yield* streamOf(stream, signal, (r: v1.LookupResourcesResponse) => ({
       resourceId: r.resourceObjectId,
       cursor: r.afterResultCursor?.token ?? "",
@@ -138,7 +166,7 @@ export class SpiceDbEngine implements Engine {
       subjectObjectType: query.subjectType,
       optionalSubjectRelation: query.subjectRelation ?? "",
     });
-    const stream = this.#permissions.lookupSubjects(request);
+    const stream = this.#permissions.lookupSubjects(request, this.#streamOptions());
     yield* streamOf(stream, signal, (r: v1.LookupSubjectsResponse) => ({
       subjectId: r.subject?.subjectObjectId ?? r.subjectObjectId,
       excludedIds: r.excludedSubjects.map((s) => s.subjectObjectId),
@@ -151,7 +179,7 @@ export class SpiceDbEngine implements Engine {
       consistency: toConsistency(consistency),
       relationshipFilter: relationshipFilter(filter),
     });
-    const stream = this.#permissions.readRelationships(request);
+    const stream = this.#permissions.readRelationships(request, this.#streamOptions());
     yield* streamOf(stream, undefined, (r: v1.ReadRelationshipsResponse) => fromRelationship(r.relationship));
   }
 
@@ -167,13 +195,13 @@ export class SpiceDbEngine implements Engine {
         }),
       ),
     });
-    const response = await call(() => this.#permissions.promises.writeRelationships(request));
+    const response = await this.#call(() => this.#permissions.promises.writeRelationships(request));
     return response.writtenAt?.token ?? "";
   }
 
   async deleteMatching(filter: RelationshipFilter): Promise<string> {
     const request = v1.DeleteRelationshipsRequest.create({ relationshipFilter: relationshipFilter(filter) });
-    const response = await call(() => this.#permissions.promises.deleteRelationships(request));
+    const response = await this.#call(() => this.#permissions.promises.deleteRelationships(request));
     return response.deletedAt?.token ?? "";
   }
 
@@ -302,6 +330,7 @@ async function* streamOf<T, R>(
 ): AsyncIterable<R> {
   const onAbort = () => stream.cancel();
   signal?.addEventListener("abort", onAbort, { once: true });
+  if (signal?.aborted) stream.cancel();
   try {
     for await (const item of stream) yield map(item);
   } catch (err) {
@@ -313,21 +342,25 @@ async function* streamOf<T, R>(
   }
 }
 
-async function call<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw toEngineError(err);
-  }
-}
 
-const CODE_NAMES: Record<string, EngineErrorKind> = {
-  InvalidArgument: "invalid_argument",
-  FailedPrecondition: "failed_precondition",
-  NotFound: "not_found",
-  Unavailable: "unavailable",
-  DeadlineExceeded: "unavailable",
-  Canceled: "unavailable",
+/** Go's codes.Code names, as the embedded library prints them, to gRPC status numbers. */
+const GO_CODE_NAMES: Record<string, number> = {
+  Canceled: GrpcStatus.CANCELLED,
+  Unknown: GrpcStatus.UNKNOWN,
+  InvalidArgument: GrpcStatus.INVALID_ARGUMENT,
+  DeadlineExceeded: GrpcStatus.DEADLINE_EXCEEDED,
+  NotFound: GrpcStatus.NOT_FOUND,
+  AlreadyExists: GrpcStatus.ALREADY_EXISTS,
+  PermissionDenied: GrpcStatus.PERMISSION_DENIED,
+  ResourceExhausted: GrpcStatus.RESOURCE_EXHAUSTED,
+  FailedPrecondition: GrpcStatus.FAILED_PRECONDITION,
+  Aborted: GrpcStatus.ABORTED,
+  OutOfRange: GrpcStatus.OUT_OF_RANGE,
+  Unimplemented: GrpcStatus.UNIMPLEMENTED,
+  Internal: GrpcStatus.INTERNAL,
+  Unavailable: GrpcStatus.UNAVAILABLE,
+  DataLoss: GrpcStatus.DATA_LOSS,
+  Unauthenticated: GrpcStatus.UNAUTHENTICATED,
 };
 
 function kindOfGrpcCode(code: number): EngineErrorKind {
@@ -343,6 +376,7 @@ function kindOfGrpcCode(code: number): EngineErrorKind {
     case GrpcStatus.DEADLINE_EXCEEDED:
     case GrpcStatus.CANCELLED:
     case GrpcStatus.UNAUTHENTICATED:
+    case GrpcStatus.PERMISSION_DENIED:
     case GrpcStatus.RESOURCE_EXHAUSTED:
       return "unavailable";
     default:
@@ -364,7 +398,8 @@ export function toEngineError(err: unknown): EngineError {
   const message = err instanceof Error ? err.message : String(err);
   const match = /code = (\w+) desc = (.*)$/s.exec(message);
   if (match) {
-    return new EngineError(CODE_NAMES[match[1] ?? ""] ?? "internal", match[2] ?? message, { cause: err });
+    const code = GO_CODE_NAMES[match[1] ?? ""];
+    return new EngineError(code === undefined ? "internal" : kindOfGrpcCode(code), match[2] ?? message, { cause: err });
   }
   return new EngineError("internal", message, { cause: err });
 }

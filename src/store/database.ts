@@ -6,7 +6,7 @@ type CreatedAt = ColumnType<Date, Date | undefined, never>;
 export interface UsersTable {
   id: string;
   email: string;
-  display_name: string;
+  display_name: Generated<string>;
   created_at: CreatedAt;
 }
 
@@ -17,14 +17,14 @@ export interface PlatformAdminsTable {
 export interface OrganizationsTable {
   id: string;
   name: string;
-  channel_partner: boolean;
+  channel_partner: Generated<boolean>;
   created_at: CreatedAt;
 }
 
 export interface OrganizationMembersTable {
   organization_id: string;
   user_id: string;
-  admin: boolean;
+  admin: Generated<boolean>;
   created_at: CreatedAt;
 }
 

@@ -96,6 +96,17 @@ export class OrganizationsRepo {
     return pageOf(await q.execute(), page.limit, (m) => m.user_id);
   }
 
+  async adminCount(organizationId: string, excludingUserId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom("organization_members")
+      .select(sql<number>`count(*)::int`.as("n"))
+      .where("organization_id", "=", organizationId)
+      .where("admin", "=", true)
+      .where("user_id", "!=", excludingUserId)
+      .executeTakeFirstOrThrow();
+    return row.n;
+  }
+
   /** Organizations the user belongs to. */
   async organizationsOf(userId: string): Promise<OrganizationMemberRow[]> {
     return this.db.selectFrom("organization_members").selectAll().where("user_id", "=", userId).execute();

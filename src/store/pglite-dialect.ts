@@ -1,4 +1,4 @@
-import type { PGlite } from "@electric-sql/pglite";
+import type { PGlite, Results } from "@electric-sql/pglite";
 import {
   CompiledQuery,
   PostgresAdapter,
@@ -110,14 +110,9 @@ class PGliteConnection implements DatabaseConnection {
       // Parameterless raw SQL (migrations) may hold several statements; only
       // the simple-query protocol, PGlite's exec, accepts that. Its last result is the answer.
       const results = await this.pglite.exec(compiledQuery.sql);
-      const last = results.at(-1);
-      return { rows: (last?.rows ?? []) as R[], numAffectedRows: BigInt(last?.affectedRows ?? 0) };
+      return toQueryResult(results.at(-1) as Results<R> | undefined);
     }
-    const result = await this.pglite.query<R>(compiledQuery.sql, [...compiledQuery.parameters]);
-    return {
-      rows: result.rows,
-      ...(isWrite(compiledQuery) ? { numAffectedRows: BigInt(result.affectedRows ?? 0) } : {}),
-    };
+    return toQueryResult(await this.pglite.query<R>(compiledQuery.sql, [...compiledQuery.parameters]));
   }
 
   async *streamQuery<R>(compiledQuery: CompiledQuery, chunkSize = 1000): AsyncIterableIterator<QueryResult<R>> {
@@ -127,7 +122,14 @@ class PGliteConnection implements DatabaseConnection {
   }
 }
 
-function isWrite(query: CompiledQuery): boolean {
-  const kind = query.query.kind;
-  return kind === "InsertQueryNode" || kind === "UpdateQueryNode" || kind === "DeleteQueryNode" || kind === "MergeQueryNode";
+const WRITE_COMMANDS = new Set(["INSERT", "UPDATE", "DELETE", "MERGE"]);
+
+/**
+ * As kysely's pg driver does: a count of affected rows for writes only (raw
+ * SQL included), from the statement's own command tag — PGlite's
+ * `affectedRows` is cumulative over a multi-statement script.
+ */
+function toQueryResult<R>(result: Results<R> | undefined): QueryResult<R> {
+  const rows = result?.rows ?? [];
+  return WRITE_COMMANDS.has(result?.command ?? "") ? { rows, numAffectedRows: BigInt(result?.rowCount ?? 0) } : { rows };
 }

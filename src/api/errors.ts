@@ -1,0 +1,52 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { DomainError, type DomainErrorKind } from "../domain/errors.js";
+import { EngineError, type EngineErrorKind } from "../engine/engine.js";
+import { StoreConflictError, StoreRetryableError, StoreUnavailableError, translateStoreError } from "../store/errors.js";
+import { OutboxPendingError } from "../sync/applier.js";
+import { InvalidTokenError } from "../sync/tokens.js";
+
+const DOMAIN_CODES: Record<DomainErrorKind, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  failed_precondition: Code.FailedPrecondition,
+  permission_denied: Code.PermissionDenied,
+  unavailable: Code.Unavailable,
+  aborted: Code.Aborted,
+};
+
+/** What the engine reports after our own validation is our fault or its outage, never the caller's input. */
+const ENGINE_CODES: Record<EngineErrorKind, Code> = {
+  unavailable: Code.Unavailable,
+  invalid_argument: Code.InvalidArgument,
+  failed_precondition: Code.Internal,
+  not_found: Code.Internal,
+  internal: Code.Internal,
+};
+
+/**
+ * The one place where failures become gRPC codes. Returns undefined for
+ * errors that are bugs (they become INTERNAL with a generic message and are
+ * logged by the caller with their cause).
+ */
+export function toConnectError(err: unknown): ConnectError | undefined {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof DomainError) return new ConnectError(err.message, DOMAIN_CODES[err.kind]);
+  if (err instanceof InvalidTokenError) {
+    return new ConnectError(`consistency.at_least_as_fresh: ${err.message}`, Code.InvalidArgument);
+  }
+  if (err instanceof OutboxPendingError) {
+    return new ConnectError(`${err.message}; retry shortly (the permission index is catching up)`, Code.Unavailable);
+  }
+  if (err instanceof EngineError) {
+    const code = ENGINE_CODES[err.kind];
+    if (code === Code.Internal) return undefined;
+    if (code === Code.InvalidArgument) return new ConnectError(`the permission index refused the request: ${err.message}`, code);
+    return new ConnectError("the permission index (SpiceDB) is unavailable; retry shortly", code);
+  }
+  const store = translateStoreError(err);
+  if (store instanceof StoreRetryableError) return new ConnectError("a concurrent change conflicted with this one; retry", Code.Aborted);
+  if (store instanceof StoreUnavailableError) return new ConnectError("the database is unavailable; retry shortly", Code.Unavailable);
+  if (store instanceof StoreConflictError) return new ConnectError("this object already exists", Code.AlreadyExists);
+  return undefined;
+}

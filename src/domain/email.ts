@@ -1,0 +1,33 @@
+import { domainToASCII } from "node:url";
+import addrs from "email-addresses";
+import { invalid } from "./errors.js";
+
+/**
+ * An email address as sharegraph stores and compares it: parsed with an RFC
+ * 5322 parser, a single plain mailbox, the domain in lower-case ASCII
+ * (IDNA/punycode), the local part kept as written but compared
+ * case-insensitively (we lower-case it too: no real mail system we serve
+ * distinguishes case there, and one person must not appear twice).
+ */
+export interface NormalizedEmail {
+  readonly address: string;
+  readonly local: string;
+  /** ASCII (punycode) host name, lower case. */
+  readonly domain: string;
+}
+
+export function normalizeEmail(input: string, field = "email"): NormalizedEmail {
+  const text = input.trim();
+  if (!text) throw invalid(field, "an email address is required");
+  if (text.length > 320) throw invalid(field, "an email address has at most 320 characters");
+  const parsed = addrs.parseOneAddress({ input: text, rfc6532: true, rejectTLD: true });
+  if (!parsed || parsed.type !== "mailbox" || parsed.name) {
+    throw invalid(field, `${JSON.stringify(text)} is not a plain email address (expected name@example.com)`);
+  }
+  const domain = domainToASCII(parsed.domain.toLowerCase());
+  if (!domain || !domain.includes(".")) throw invalid(field, `${JSON.stringify(parsed.domain)} is not a valid email domain`);
+  const local = parsed.local.toLowerCase();
+  // Quoted local parts ("john smith"@x) are legal but never seen in practice; refusing them keeps addresses unambiguous.
+  if (/[\s"\\@(),:;<>[\]]/.test(local)) throw invalid(field, `${JSON.stringify(text)}: quoted or spaced local parts are not supported`);
+  return { address: `${local}@${domain}`, local, domain };
+}

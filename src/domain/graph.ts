@@ -1,0 +1,89 @@
+import type { Relationship } from "../engine/engine.js";
+import type { ChangedRow, RemovedRow } from "../store/cascade.js";
+import type { Row, TableName } from "../store/database.js";
+import type { Repositories } from "../store/store.js";
+
+/**
+ * How rows of the system of record become relationships in the permission
+ * index. This is the only place that knows it: writes, rebuild and reconcile
+ * all derive from here.
+ *
+ * Invariant: every relationship is derived from exactly one row, and only
+ * from that row's own columns. Then a row's change maps to a precise set of
+ * updates, and applying batches in commit order reproduces Postgres.
+ */
+
+/** The single platform object; its admins operate the directory. */
+export const PLATFORM_ID = "sharegraph";
+
+function rel(resourceType: string, resourceId: string, relation: string, subjectType: string, subjectId: string, subjectRelation?: string): Relationship {
+  return {
+    resource: { type: resourceType, id: resourceId },
+    relation,
+    subject: subjectRelation ? { type: subjectType, id: subjectId, relation: subjectRelation } : { type: subjectType, id: subjectId },
+  };
+}
+
+const WORKSPACE_LEVEL_RELATION = { view: "viewer", analyze: "analyst", manage: "manager" } as const;
+
+type Derivations = { readonly [T in TableName]: (row: Row<T>) => Relationship[] };
+
+export const derive: Derivations = {
+  users: () => [],
+  platform_admins: (r) => [rel("platform", PLATFORM_ID, "admin", "user", r.user_id)],
+  organizations: (r) => [
+    rel("organization", r.id, "platform", "platform", PLATFORM_ID),
+    ...(r.channel_partner ? [rel("organization", r.id, "channel_partner", "user", "*")] : []),
+  ],
+  organization_members: (r) => [
+    rel("organization", r.organization_id, "member", "user", r.user_id),
+    ...(r.admin ? [rel("organization", r.organization_id, "admin", "user", r.user_id)] : []),
+  ],
+  groups: (r) => [rel("group", r.id, "organization", "organization", r.organization_id)],
+  group_members: (r) =>
+    r.user_id !== null
+      ? [rel("group", r.group_id, "member", "user", r.user_id)]
+      : r.member_group_id !== null
+        ? [rel("group", r.group_id, "member", "group", r.member_group_id, "member")]
+        : [],
+  workspaces: (r) => [
+    rel("workspace", r.id, "organization", "organization", r.organization_id),
+    ...(r.parent_id !== null
+      ? [rel("workspace", r.id, "parent", "workspace", r.parent_id), rel("workspace", r.parent_id, "child", "workspace", r.id)]
+      : []),
+  ],
+  workspace_access: (r) => {
+    const relation = r.kind === "level" && r.level ? WORKSPACE_LEVEL_RELATION[r.level] : r.kind;
+    if (r.user_id !== null) return [rel("workspace", r.workspace_id, relation, "user", r.user_id)];
+    if (r.group_id !== null) return [rel("workspace", r.workspace_id, relation, "group", r.group_id, "member")];
+    return [];
+  },
+  entities: (r) => [rel("entity", r.id, "organization", "organization", r.organization_id)],
+  entity_members: (r) => [rel("entity", r.entity_id, "member", "user", r.user_id)],
+  outbox: () => [],
+};
+
+export function deriveRow<T extends TableName>(table: T, row: Row<T>): Relationship[] {
+  return (derive[table] as (row: Row<T>) => Relationship[])(row);
+}
+
+export function deriveRemoved(removed: readonly RemovedRow[]): Relationship[] {
+  return removed.flatMap((r) => deriveRow(r.table, r.row));
+}
+
+export function deriveChanged(changed: readonly ChangedRow[]): { before: Relationship[]; after: Relationship[] } {
+  return {
+    before: changed.flatMap((c) => deriveRow(c.table, c.before)),
+    after: changed.flatMap((c) => deriveRow(c.table, c.after)),
+  };
+}
+
+/** Every relationship the store implies (rebuild, reconcile). */
+export async function deriveAll(tx: Repositories): Promise<Relationship[]> {
+  const all: Relationship[] = [];
+  for (const table of Object.keys(derive) as TableName[]) {
+    if (table === "outbox" || table === "users") continue;
+    for (const row of await tx.all(table)) all.push(...deriveRow(table, row));
+  }
+  return all;
+}

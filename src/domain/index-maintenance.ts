@@ -1,0 +1,42 @@
+import type { Engine } from "../engine/engine.js";
+import type { SchemaModel } from "../engine/schema.js";
+import type { Store } from "../store/store.js";
+import type { OutboxApplier } from "../sync/applier.js";
+import type { ConsistencyTokens } from "../sync/consistency.js";
+import { rebuild, reconcile, type ReconcileReport } from "../sync/reconcile.js";
+import { deriveAll } from "./graph.js";
+
+/** Keeping the permission index (SpiceDB) equal to what Postgres implies. */
+export class IndexMaintenance {
+  constructor(
+    private readonly store: Store,
+    private readonly engine: Engine,
+    private readonly applier: OutboxApplier,
+    private readonly tokens: ConsistencyTokens,
+    private readonly schema: SchemaModel,
+  ) {}
+
+  async reconcile(dryRun: boolean): Promise<ReconcileReport & { token: string }> {
+    const report = await reconcile(
+      { store: this.store, engine: this.engine, applier: this.applier, derive: deriveAll, resourceTypes: [...this.schema.keys()] },
+      dryRun,
+    );
+    return { ...report, token: this.tokens.current() };
+  }
+
+  /** Writes everything, then removes what Postgres no longer implies. */
+  async rebuild(): Promise<{ written: number; token: string }> {
+    const result = await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveAll });
+    await this.reconcile(false);
+    return { written: result.written, token: this.tokens.current() };
+  }
+
+  /** Start-up with the embedded engine: the memory datastore is empty. */
+  async rebuildEmpty(): Promise<number> {
+    return (await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveAll })).written;
+  }
+
+  outboxStatus() {
+    return this.store.read.outbox.status();
+  }
+}
