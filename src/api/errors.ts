@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DomainError, type DomainErrorKind } from "../domain/errors.js";
 import { EngineError, type EngineErrorKind } from "../engine/engine.js";
-import { StoreConflictError, StoreRetryableError, StoreUnavailableError, translateStoreError } from "../store/errors.js";
+import { StoreConflictError, StoreReferenceError, StoreRetryableError, StoreUnavailableError, translateStoreError } from "../store/errors.js";
 import { OutboxPendingError } from "../sync/applier.js";
 import { InvalidTokenError } from "../sync/tokens.js";
 
@@ -48,5 +48,8 @@ export function toConnectError(err: unknown): ConnectError | undefined {
   if (store instanceof StoreRetryableError) return new ConnectError("a concurrent change conflicted with this one; retry", Code.Aborted);
   if (store instanceof StoreUnavailableError) return new ConnectError("the database is unavailable; retry shortly", Code.Unavailable);
   if (store instanceof StoreConflictError) return new ConnectError("this object already exists", Code.AlreadyExists);
+  if (store instanceof StoreReferenceError) {
+    return new ConnectError("an object this change refers to was deleted meanwhile; check it and retry", Code.FailedPrecondition);
+  }
   return undefined;
 }

@@ -13,6 +13,17 @@ export class StoreConflictError extends Error {
   }
 }
 
+/** A referenced row vanished before commit (a concurrent delete); retrying re-checks it. */
+export class StoreReferenceError extends Error {
+  constructor(
+    readonly constraint: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`foreign key ${constraint} violated`, options);
+    this.name = "StoreReferenceError";
+  }
+}
+
 /** Two transactions collided (serialization failure or deadlock); retrying may succeed. */
 export class StoreRetryableError extends Error {
   constructor(options?: { cause?: unknown }) {
@@ -43,6 +54,10 @@ export function translateStoreError(err: unknown): unknown {
   if (code === "23505") {
     const constraint = typeof e.constraint === "string" ? e.constraint : constraintFromMessage(String(e.message));
     return new StoreConflictError(constraint, { cause: err });
+  }
+  if (code === "23503") {
+    const constraint = typeof e.constraint === "string" ? e.constraint : constraintFromMessage(String(e.message));
+    return new StoreReferenceError(constraint, { cause: err });
   }
   if (code === "40001" || code === "40P01") return new StoreRetryableError({ cause: err });
   if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "57P01" || code.startsWith("08")) {

@@ -52,23 +52,35 @@ export class OrganizationsRepo {
       .executeTakeFirst();
   }
 
-  /** Inserts or updates the membership; returns the row before (if any) and after. */
+  /**
+   * Inserts or updates the membership; returns the row before (if any) and
+   * after. Insert-or-nothing first, then lock and update: a concurrent
+   * insert is waited for and seen, so `before` is never wrongly empty.
+   */
   async upsertMember(
     organizationId: string,
     userId: string,
     admin: boolean,
   ): Promise<{ before: OrganizationMemberRow | undefined; after: OrganizationMemberRow }> {
+    const inserted = await this.db
+      .insertInto("organization_members")
+      .values({ organization_id: organizationId, user_id: userId, admin })
+      .onConflict((oc) => oc.columns(["organization_id", "user_id"]).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (inserted) return { before: undefined, after: inserted };
     const before = await this.db
       .selectFrom("organization_members")
       .selectAll()
       .where("organization_id", "=", organizationId)
       .where("user_id", "=", userId)
       .forUpdate()
-      .executeTakeFirst();
+      .executeTakeFirstOrThrow();
     const after = await this.db
-      .insertInto("organization_members")
-      .values({ organization_id: organizationId, user_id: userId, admin })
-      .onConflict((oc) => oc.columns(["organization_id", "user_id"]).doUpdateSet({ admin }))
+      .updateTable("organization_members")
+      .set({ admin })
+      .where("organization_id", "=", organizationId)
+      .where("user_id", "=", userId)
       .returningAll()
       .executeTakeFirstOrThrow();
     return { before, after };

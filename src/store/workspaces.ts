@@ -41,31 +41,25 @@ export class WorkspacesRepo {
       with recursive up as (
         select w.*, 0 as depth from workspaces w where w.id = ${id}
         union all
-        select p.*, up.depth + 1 from workspaces p join up on p.id = up.parent_id
+        select p.*, up.depth + 1 from workspaces p join up on p.id = up.parent_id where up.depth < 1000
       )
       select id, organization_id, parent_id, name, created_at from up order by depth
     `.execute(this.db);
     return result.rows;
   }
 
-  /** Sets the subject's row of this kind (level rows: the level); returns before and after. */
+  /**
+   * Sets the subject's row of this kind (level rows: the level); returns
+   * before and after. Insert-or-nothing, then lock and update, so two
+   * concurrent setters serialize instead of one failing.
+   */
   async setAccess(
     workspaceId: string,
     kind: WorkspaceAccessKind,
     subject: AccessSubject,
     level: WorkspaceLevelName | null,
   ): Promise<{ before: WorkspaceAccessRow | undefined; after: WorkspaceAccessRow }> {
-    const before = await this.findAccess(workspaceId, kind, subject, true);
-    if (before) {
-      const after = await this.db
-        .updateTable("workspace_access")
-        .set({ level })
-        .where("id", "=", before.id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return { before, after };
-    }
-    const after = await this.db
+    const inserted = await this.db
       .insertInto("workspace_access")
       .values({
         workspace_id: workspaceId,
@@ -74,9 +68,19 @@ export class WorkspacesRepo {
         user_id: "userId" in subject ? subject.userId : null,
         group_id: "groupId" in subject ? subject.groupId : null,
       })
+      .onConflict((oc) => oc.doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (inserted) return { before: undefined, after: inserted };
+    const before = await this.findAccess(workspaceId, kind, subject, true);
+    if (!before) throw new Error("workspace access row vanished between insert and update");
+    const after = await this.db
+      .updateTable("workspace_access")
+      .set({ level })
+      .where("id", "=", before.id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    return { before: undefined, after };
+    return { before, after };
   }
 
   async removeAccess(workspaceId: string, kind: WorkspaceAccessKind, subject: AccessSubject): Promise<WorkspaceAccessRow | undefined> {

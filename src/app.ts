@@ -1,0 +1,221 @@
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Registry, collectDefaultMetrics } from "prom-client";
+import { adminService } from "./api/admin-service.js";
+import { ApiKeys, authInterceptor, localApiKeys } from "./api/auth.js";
+import { directoryService } from "./api/directory-service.js";
+import { HealthStatus, healthService } from "./api/health.js";
+import { observeInterceptor, rpcMetrics } from "./api/observe.js";
+import { permissionService } from "./api/permission-service.js";
+import { SERVED, routes } from "./api/routes.js";
+import { DualProtocolServer } from "./api/server.js";
+import type { ApiKey, Config } from "./config.js";
+import { Authorizer } from "./domain/authorizer.js";
+import { Directory } from "./domain/directory.js";
+import { IndexMaintenance } from "./domain/index-maintenance.js";
+import { Permissions } from "./domain/permissions.js";
+import { createEmbeddedEngine } from "./engine/embedded.js";
+import type { Engine } from "./engine/engine.js";
+import { createRemoteEngine } from "./engine/remote.js";
+import { describeSchema, loadSchemaText } from "./engine/schema.js";
+import { createLogger, type Logger } from "./logger.js";
+import type { DatabaseTarget } from "./store/connect.js";
+import { Store } from "./store/store.js";
+import { OutboxApplier } from "./sync/applier.js";
+import { ConsistencyTokens } from "./sync/consistency.js";
+import { ChangeWriter } from "./sync/writer.js";
+
+interface PlainResponse {
+  writeHead(status: number, headers: Record<string, string>): unknown;
+  end(body: string): unknown;
+}
+
+export interface AppOverrides {
+  readonly logger?: Logger;
+  /** Tests: a database other than the configured one. */
+  readonly database?: DatabaseTarget;
+  /** Tests: an engine made elsewhere (e.g. remote against a fixture). */
+  readonly engine?: () => Promise<Engine>;
+}
+
+/** The domain objects, for the demo loader and tests that drive the domain directly. */
+export interface Domain {
+  readonly store: Store;
+  readonly engine: Engine;
+  readonly directory: Directory;
+  readonly permissions: Permissions;
+  readonly index: IndexMaintenance;
+  readonly applier: OutboxApplier;
+}
+
+/**
+ * sharegraph wired together: create() opens storage and the engine and
+ * brings the permission index up to date; start() listens; stop() closes
+ * everything in the reverse order of creation.
+ */
+export class App {
+  readonly #closers: Array<{ name: string; close: () => Promise<void> }> = [];
+  #server: DualProtocolServer | undefined;
+  #address: { host: string; port: number } | undefined;
+  readonly #shutdown = new AbortController();
+  #stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly config: Config,
+    readonly log: Logger,
+    readonly health: HealthStatus,
+    readonly metrics: Registry,
+  ) {}
+
+  // Assigned in create(); App is never handed out before.
+  domain!: Domain;
+  apiKeys!: { keys: readonly ApiKey[]; file?: string | undefined; created: boolean };
+
+  static async create(config: Config, overrides: AppOverrides = {}): Promise<App> {
+    const log = overrides.logger ?? createLogger(config.logLevel);
+    const health = new HealthStatus(SERVED.map((s) => s.typeName));
+    const app = new App(config, log, health, new Registry());
+    try {
+      await app.#init(overrides);
+    } catch (err) {
+      await app.#closeAll();
+      throw err;
+    }
+    return app;
+  }
+
+  async #init(overrides: AppOverrides): Promise<void> {
+    const { config, log } = this;
+    const target: DatabaseTarget =
+      overrides.database ??
+      (config.database.kind === "postgres"
+        ? { kind: "postgres", url: config.database.url, poolSize: config.database.poolSize }
+        : { kind: "pglite", dataDir: join(config.dataDir, "pglite") });
+
+    const store = await Store.open(target);
+    this.#onClose("store", () => store.close());
+    const migrated = await store.migrate();
+    log.info({ database: store.kind, applied: migrated.applied }, "database ready");
+
+    const engine = overrides.engine ? await overrides.engine() : await this.#createEngine();
+    this.#onClose("engine", () => engine.close());
+    const schemaText = loadSchemaText();
+    await engine.writeSchema(schemaText);
+    const schema = describeSchema(schemaText);
+
+    const applier = new OutboxApplier(store, engine, log.child({ component: "outbox" }), {
+      applyTimeoutMs: config.outbox.applyTimeoutMs,
+      pollMs: config.outbox.pollMs,
+      maxBackoffMs: config.outbox.maxBackoffMs,
+      retentionMs: config.outbox.retentionHours * 3_600_000,
+    });
+    this.#onClose("outbox applier", () => applier.stop());
+    // ZedTokens of an embedded SpiceDB die with the process; a remote one's outlive us.
+    const epoch = engine.kind === "embedded" ? randomUUID().slice(0, 8) : "remote";
+    const tokens = new ConsistencyTokens(epoch, applier);
+    const writer = new ChangeWriter(store, applier, tokens, log.child({ component: "writer" }));
+    const authz = new Authorizer(engine);
+    const directory = new Directory({ store, writer, authz });
+    const permissions = new Permissions(engine, tokens, schema, config.limits);
+    const index = new IndexMaintenance(store, engine, applier, tokens, schema);
+    this.domain = { store, engine, directory, permissions, index, applier };
+
+    if (engine.kind === "embedded") {
+      const written = await index.rebuildEmpty();
+      log.info({ relationships: written }, "embedded SpiceDB rebuilt from Postgres");
+    } else {
+      await applier.drain();
+    }
+    await directory.syncPlatformAdmins(config.platformAdmins);
+    applier.startBackground();
+
+    this.apiKeys = config.apiKeys ? { keys: config.apiKeys, created: false } : localApiKeys(config.dataDir);
+    if (this.apiKeys.created) log.warn({ file: this.apiKeys.file }, "generated API keys (admin and check); read them from this file");
+  }
+
+  async #createEngine(): Promise<Engine> {
+    const spicedb = this.config.spicedb;
+    if (spicedb.kind === "embedded") return createEmbeddedEngine();
+    return createRemoteEngine(spicedb);
+  }
+
+  /** Listens on the configured address (port 0 picks a free one); returns where. */
+  async start(): Promise<{ host: string; port: number }> {
+    const metrics = rpcMetrics(this.metrics);
+    collectDefaultMetrics({ register: this.metrics });
+    const { directory, permissions, index } = this.domain;
+    const handler = connectNodeAdapter({
+      routes: routes({
+        permission: permissionService(permissions, () => {
+          throw new ConnectError("ExplainPermission is not available yet", Code.Unimplemented);
+        }),
+        directory: directoryService(directory, this.config.limits.maxListPageSize),
+        admin: adminService(index),
+        health: healthService(this.health),
+      }),
+      interceptors: [observeInterceptor(this.log.child({ component: "api" }), metrics), authInterceptor(new ApiKeys(this.apiKeys.keys))],
+      shutdownSignal: this.#shutdown.signal,
+      fallback: (req, res) => void this.#plainHttp(req.url ?? "", res),
+    });
+    const server = new DualProtocolServer(handler);
+    this.#address = await server.listen(this.config.addr.host, this.config.addr.port);
+    this.#server = server;
+    this.health.setAll(true);
+    this.log.info({ address: `${this.#address.host}:${this.#address.port}`, engine: this.domain.engine.kind, database: this.domain.store.kind }, "serving");
+    return this.#address;
+  }
+
+  get address(): { host: string; port: number } {
+    if (!this.#address) throw new Error("not started");
+    return this.#address;
+  }
+
+  /** Idempotent: health goes NOT_SERVING, calls in flight get a grace period, then everything closes. */
+  stop(graceMs = 5_000): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.health.setAll(false);
+      if (this.#server) {
+        const closing = this.#server.close(graceMs);
+        this.#shutdown.abort();
+        await closing;
+      }
+      await this.#closeAll();
+      this.log.info("stopped");
+    })();
+    return this.#stopping;
+  }
+
+  #onClose(name: string, close: () => Promise<void>): void {
+    this.#closers.push({ name, close });
+  }
+
+  async #closeAll(): Promise<void> {
+    while (this.#closers.length > 0) {
+      const { name, close } = this.#closers.pop()!;
+      try {
+        await close();
+      } catch (err) {
+        this.log.error({ err, resource: name }, "close failed");
+      }
+    }
+  }
+
+  /** Non-RPC paths on the same port: Prometheus metrics and a plain health probe. */
+  async #plainHttp(url: string, res: PlainResponse): Promise<void> {
+    if (url === "/metrics") {
+      res.writeHead(200, { "content-type": this.metrics.contentType });
+      res.end(await this.metrics.metrics());
+      return;
+    }
+    if (url === "/healthz") {
+      const serving = this.health.get("") === 1;
+      res.writeHead(serving ? 200 : 503, { "content-type": "text/plain" });
+      res.end(serving ? "SERVING\n" : "NOT_SERVING\n");
+      return;
+    }
+    res.writeHead(404, { "content-type": "text/plain" });
+    res.end("not found: sharegraph serves gRPC, Connect and gRPC-Web on this port; see /metrics and /healthz\n");
+  }
+}

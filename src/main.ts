@@ -1,0 +1,39 @@
+import { App } from "./app.js";
+import { ConfigError, loadConfig } from "./config.js";
+import { loadDemo } from "./demo.js";
+
+/** Reads the config, creates the app, serves until SIGINT/SIGTERM, then stops once. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env, process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const app = await App.create(config);
+  if (config.demo) await loadDemo(app.domain, app.log);
+  await app.start();
+  let signals = 0;
+  const stop = (signal: string) => {
+    if (++signals > 1) process.exit(1);
+    app.log.info({ signal }, "shutting down");
+    app.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        app.log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+main().catch((err: unknown) => {
+  console.error("sharegraph failed to start:", err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,113 @@
+import { Migrator, NO_MIGRATIONS, sql, type Kysely, type MigrationResultSet } from "kysely";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { DatabaseTarget } from "../../src/store/connect.js";
+import type { Database } from "../../src/store/database.js";
+import { migrationProvider } from "../../src/store/migrations/index.js";
+import type { Store } from "../../src/store/store.js";
+import { freshStore } from "../support/database.js";
+import { kyselyOf, schemaOf } from "./helpers.js";
+
+const KYSELY_TABLES = ["kysely_migration", "kysely_migration_lock"];
+
+/** The structure of the current schema: tables, columns, constraints, indexes (not data). */
+async function schemaSnapshot(db: Kysely<Database>) {
+  const columns = await sql<{ table_name: string; column_name: string; data_type: string; is_nullable: string; column_default: string | null; is_identity: string }>`
+    select table_name, column_name, data_type, is_nullable, column_default, is_identity
+    from information_schema.columns
+    where table_schema = current_schema()
+    order by table_name, column_name
+  `.execute(db);
+  const constraints = await sql<{ table_name: string; conname: string; definition: string }>`
+    select c.conrelid::regclass::text as table_name, c.conname, pg_get_constraintdef(c.oid) as definition
+    from pg_constraint c
+    where c.connamespace = current_schema()::regnamespace
+    order by 1, 2
+  `.execute(db);
+  const indexes = await sql<{ tablename: string; indexname: string; indexdef: string }>`
+    select tablename, indexname, indexdef from pg_indexes where schemaname = current_schema() order by 1, 2
+  `.execute(db);
+  return { columns: columns.rows, constraints: constraints.rows, indexes: indexes.rows };
+}
+
+async function tableNames(db: Kysely<Database>): Promise<string[]> {
+  const result = await sql<{ table_name: string }>`
+    select table_name from information_schema.tables where table_schema = current_schema() order by table_name
+  `.execute(db);
+  return result.rows.map((r) => r.table_name);
+}
+
+function expectSuccess(resultSet: MigrationResultSet, direction: "Up" | "Down", names: string[]): void {
+  expect(resultSet.error).toBeUndefined();
+  expect(resultSet.results?.map((r) => [r.migrationName, r.direction, r.status])).toEqual(names.map((n) => [n, direction, "Success"]));
+}
+
+describe("migrations", () => {
+  let store: Store;
+  let target: DatabaseTarget;
+  let dispose: () => Promise<void>;
+
+  beforeEach(async () => {
+    ({ store, target, dispose } = await freshStore());
+  });
+  afterEach(async () => {
+    await dispose();
+  });
+
+  function migrator(): Migrator {
+    const schema = schemaOf(target);
+    return new Migrator({ db: kyselyOf(store), provider: migrationProvider, ...(schema ? { migrationTableSchema: schema } : {}) });
+  }
+
+  it("migrating an up-to-date database applies nothing and changes nothing", async () => {
+    const before = await schemaSnapshot(kyselyOf(store));
+
+    expect(await store.migrate()).toEqual({ applied: [] });
+    expect(await store.migrate()).toEqual({ applied: [] });
+
+    expect(await schemaSnapshot(kyselyOf(store))).toEqual(before);
+  });
+
+  it("every migration has been applied to a fresh store", async () => {
+    const names = Object.keys(await migrationProvider.getMigrations()).sort();
+    const applied = await migrator().getMigrations();
+    expect(applied.map((m) => [m.name, m.executedAt !== undefined])).toEqual(names.map((n) => [n, true]));
+  });
+
+  it("every migration's down() then up() round-trips the schema, newest first", async () => {
+    const db = kyselyOf(store);
+    const names = Object.keys(await migrationProvider.getMigrations()).sort();
+    expect(names.length).toBeGreaterThan(0);
+    const latest = await schemaSnapshot(db);
+
+    for (const name of [...names].reverse()) {
+      const afterThis = await schemaSnapshot(db);
+
+      expectSuccess(await migrator().migrateDown(), "Down", [name]);
+      const afterDown = await schemaSnapshot(db);
+      expect(afterDown).not.toEqual(afterThis);
+
+      expectSuccess(await migrator().migrateUp(), "Up", [name]);
+      expect(await schemaSnapshot(db)).toEqual(afterThis);
+
+      // Step below this migration to round-trip the one before it.
+      expectSuccess(await migrator().migrateDown(), "Down", [name]);
+      expect(await schemaSnapshot(db)).toEqual(afterDown);
+    }
+
+    // All the way down, only kysely's bookkeeping is left.
+    expect(await tableNames(db)).toEqual(KYSELY_TABLES);
+
+    expectSuccess(await migrator().migrateToLatest(), "Up", names);
+    expect(await schemaSnapshot(db)).toEqual(latest);
+  });
+
+  it("migrateTo(NO_MIGRATIONS) drops every table and migrateToLatest restores a working store", async () => {
+    const names = Object.keys(await migrationProvider.getMigrations()).sort();
+    expectSuccess(await migrator().migrateTo(NO_MIGRATIONS), "Down", [...names].reverse());
+    expect(await tableNames(kyselyOf(store))).toEqual(KYSELY_TABLES);
+
+    expect(await store.migrate()).toEqual({ applied: names });
+    const user = await store.transaction((tx) => tx.users.insert({ id: "u1", email: "u1@example.com" }));
+    expect(user).toMatchObject({ id: "u1", email: "u1@example.com", display_name: "" });
+  });
+});
