@@ -13,23 +13,38 @@ export const databaseKind: DatabaseTarget["kind"] = TEST_DATABASE_URL ? "postgre
 
 let migratedTemplate: Promise<Blob> | undefined;
 
-/** A fresh, migrated, empty store and how to dispose of it. */
-export async function freshStore(): Promise<{ store: Store; target: DatabaseTarget; dispose: () => Promise<void> }> {
+/**
+ * Where a fresh, migrated, empty database can be opened (by an App), and how
+ * to clean up after it.
+ */
+export async function freshTarget(): Promise<{ target: DatabaseTarget; dispose: () => Promise<void> }> {
   if (TEST_DATABASE_URL) {
     const schema = `t_${randomBytes(6).toString("hex")}`;
-    const target: DatabaseTarget = { kind: "postgres", url: TEST_DATABASE_URL, schema, poolSize: 5 };
-    const store = await Store.open(target);
-    await store.migrate();
     return {
-      store,
-      target,
-      dispose: async () => {
-        await store.close();
-        await dropSchema(TEST_DATABASE_URL, schema);
-      },
+      target: { kind: "postgres", url: TEST_DATABASE_URL, schema, poolSize: 5 },
+      dispose: () => dropSchema(TEST_DATABASE_URL, schema),
     };
   }
-  // Creating PGlite runs initdb (~3 s); loading a migrated dump takes well under 1 s.
+  return { target: { kind: "pglite", loadDataDir: await pgliteTemplate() }, dispose: async () => {} };
+}
+
+/** A fresh, migrated, empty store and how to dispose of it. */
+export async function freshStore(): Promise<{ store: Store; target: DatabaseTarget; dispose: () => Promise<void> }> {
+  const fresh = await freshTarget();
+  const store = await Store.open(fresh.target);
+  await store.migrate();
+  return {
+    store,
+    target: fresh.target,
+    dispose: async () => {
+      await store.close();
+      await fresh.dispose();
+    },
+  };
+}
+
+/** Creating PGlite runs initdb (~3 s); loading a migrated dump takes well under 1 s. */
+function pgliteTemplate(): Promise<Blob> {
   migratedTemplate ??= (async () => {
     const template = await Store.open({ kind: "pglite" });
     await template.migrate();
@@ -38,8 +53,5 @@ export async function freshStore(): Promise<{ store: Store; target: DatabaseTarg
     if (!dump) throw new Error("PGlite dump failed");
     return dump;
   })();
-  const target: DatabaseTarget = { kind: "pglite", loadDataDir: await migratedTemplate };
-  const store = await Store.open(target);
-  await store.migrate();
-  return { store, target, dispose: () => store.close() };
+  return migratedTemplate;
 }

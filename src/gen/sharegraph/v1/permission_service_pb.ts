@@ -202,9 +202,10 @@ export type LookupResourcesRequest = Message<"sharegraph.v1.LookupResourcesReque
   consistency?: Consistency | undefined;
 
   /**
-   * Stop after this many results (0: no limit). Resume with the cursor of the
-   * last result, and pass the consistency_token you received as
-   * at_least_as_fresh so that the pages form one snapshot.
+   * Stop after this many results (0: no limit). To get the next page, send
+   * the same request again (same consistency included) with the cursor of
+   * the last result; pin the first request with at_least_as_fresh or
+   * fully_consistent for pages of one snapshot.
    *
    * @generated from field: uint32 page_size = 5;
    */

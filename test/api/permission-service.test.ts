@@ -1,0 +1,194 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
+import { CHECK_KEY, PLATFORM_ADMIN, startTestServer, type ClientKind, type Clients, type TestServer } from "../support/server.js";
+
+const ws = (id: string) => ({ type: "workspace", id });
+const user = (id: string) => ({ type: "user", id, relation: "" });
+const fresh = (token: string) => ({ requirement: { case: "atLeastAsFresh" as const, value: token } });
+
+async function codeOf(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    return { code: e.code, message: e.rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startTestServer();
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe.each<ClientKind>(["connect", "grpc-js"])("PermissionService over %s", (kind) => {
+  let c: Clients;
+  let p: string;
+  let token: string;
+
+  beforeAll(async () => {
+    c = server.clients(kind);
+    p = kind === "connect" ? "c" : "g";
+    const d = c.directory;
+    for (const id of ["alice", "bob", "carol", "dave"]) {
+      await d.createUser({ actor: PLATFORM_ADMIN, userId: `${p}-${id}`, email: `${p}-${id}@acme.example`, displayName: id });
+    }
+    await d.createOrganization({ actor: PLATFORM_ADMIN, organizationId: `${p}-acme`, name: "Acme", adminUserIds: [`${p}-alice`] });
+    await d.createGroup({ actor: `${p}-alice`, organizationId: `${p}-acme`, groupId: `${p}-analysts`, name: "Analysts" });
+    await d.addGroupMember({ actor: `${p}-alice`, groupId: `${p}-analysts`, member: user(`${p}-carol`) });
+    await d.createWorkspace({ actor: `${p}-alice`, organizationId: `${p}-acme`, workspaceId: `${p}-emea`, name: "EMEA" });
+    await d.createWorkspace({
+      actor: `${p}-alice`,
+      organizationId: `${p}-acme`,
+      workspaceId: `${p}-emea-sales`,
+      name: "EMEA Sales",
+      parentWorkspaceId: `${p}-emea`,
+    });
+    await d.setWorkspacePermission({ actor: `${p}-alice`, workspaceId: `${p}-emea`, subject: user(`${p}-bob`), level: WorkspaceLevel.VIEW });
+    const last = await d.setWorkspacePermission({
+      actor: `${p}-alice`,
+      workspaceId: `${p}-emea`,
+      subject: { type: "group", id: `${p}-analysts`, relation: "member" },
+      level: WorkspaceLevel.ANALYZE,
+    });
+    token = last.consistencyToken;
+  });
+
+  it("CheckPermission answers allowed and denied, with the token it was evaluated at", async () => {
+    const yes = await c.permission.checkPermission({
+      resource: ws(`${p}-emea-sales`),
+      permission: "analyze",
+      subject: user(`${p}-carol`),
+      consistency: fresh(token),
+    });
+    expect(yes.allowed).toBe(true);
+    expect(yes.consistencyToken).not.toBe("");
+    const no = await c.permission.checkPermission({ resource: ws(`${p}-emea`), permission: "analyze", subject: user(`${p}-bob`), consistency: fresh(token) });
+    expect(no.allowed).toBe(false);
+  });
+
+  it("CheckPermission accepts group#member subjects", async () => {
+    const r = await c.permission.checkPermission({
+      resource: ws(`${p}-emea`),
+      permission: "analyze",
+      subject: { type: "group", id: `${p}-analysts`, relation: "member" },
+      consistency: fresh(token),
+    });
+    expect(r.allowed).toBe(true);
+  });
+
+  it("a revoke followed by a check with the revoke's token never sees the old access", async () => {
+    const granted = await c.directory.setWorkspacePermission({
+      actor: `${p}-alice`,
+      workspaceId: `${p}-emea`,
+      subject: user(`${p}-dave`),
+      level: WorkspaceLevel.MANAGE,
+    });
+    const before = await c.permission.checkPermission({ resource: ws(`${p}-emea`), permission: "manage", subject: user(`${p}-dave`), consistency: fresh(granted.consistencyToken) });
+    expect(before.allowed).toBe(true);
+    const revoked = await c.directory.removeWorkspacePermission({ actor: `${p}-alice`, workspaceId: `${p}-emea`, subject: user(`${p}-dave`) });
+    const after = await c.permission.checkPermission({ resource: ws(`${p}-emea`), permission: "manage", subject: user(`${p}-dave`), consistency: fresh(revoked.consistencyToken) });
+    expect(after.allowed).toBe(false);
+  });
+
+  it("CheckBulkPermissions answers every item in request order", async () => {
+    const items = [
+      { resource: ws(`${p}-emea`), permission: "view", subject: user(`${p}-bob`) },
+      { resource: ws(`${p}-emea`), permission: "manage", subject: user(`${p}-bob`) },
+      { resource: ws(`${p}-emea-sales`), permission: "view", subject: user(`${p}-carol`) },
+      { resource: ws(`${p}-emea`), permission: "view", subject: user(`${p}-dave`) },
+    ];
+    const r = await c.permission.checkBulkPermissions({ items, consistency: fresh(token) });
+    expect(r.results.map((x) => x.allowed)).toEqual([true, false, true, false]);
+    expect(r.results.map((x) => x.item?.resource?.id)).toEqual(items.map((i) => i.resource.id));
+    expect(r.consistencyToken).not.toBe("");
+  });
+
+  it("CheckBulkPermissions refuses more than 1,000 items and names the field", async () => {
+    const item = { resource: ws(`${p}-emea`), permission: "view", subject: user(`${p}-bob`) };
+    const err = await codeOf(c.permission.checkBulkPermissions({ items: Array.from({ length: 1001 }, () => item) }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(/^items: at most 1000/);
+  });
+
+  it("CheckBulkPermissions names the bad item's field", async () => {
+    const err = await codeOf(
+      c.permission.checkBulkPermissions({
+        items: [
+          { resource: ws(`${p}-emea`), permission: "view", subject: user(`${p}-bob`) },
+          { resource: ws(`${p}-emea`), permission: "fly", subject: user(`${p}-bob`) },
+        ],
+      }),
+    );
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(/^items\[1\]\.permission: "fly" is not a permission of workspace/);
+  });
+
+  it("LookupResources streams every workspace a user can view, and pages with the cursor", async () => {
+    const all = await collect(
+      c.permission.lookupResources({ resourceType: "workspace", permission: "view", subject: user(`${p}-carol`), consistency: fresh(token) }),
+    );
+    expect(all.map((r) => r.resourceId).sort()).toEqual([`${p}-emea`, `${p}-emea-sales`]);
+    // A page resumes with the same request, plus the cursor of the last result.
+    const request = { resourceType: "workspace", permission: "view", subject: user(`${p}-carol`), consistency: fresh(token), pageSize: 1 };
+    const first = await collect(c.permission.lookupResources(request));
+    expect(first).toHaveLength(1);
+    const rest = await collect(c.permission.lookupResources({ ...request, cursor: first[0]!.cursor }));
+    expect([...first, ...rest].map((r) => r.resourceId).sort()).toEqual([`${p}-emea`, `${p}-emea-sales`]);
+  });
+
+  it("LookupSubjects streams the users who can act, through groups", async () => {
+    const subjects = await collect(
+      c.permission.lookupSubjects({ resource: ws(`${p}-emea`), permission: "analyze", subjectType: "user", consistency: fresh(token) }),
+    );
+    expect(subjects.map((s) => s.subjectId).sort()).toEqual([`${p}-alice`, `${p}-carol`]);
+  });
+
+  it("R42: bad input is INVALID_ARGUMENT naming the field", async () => {
+    const cases: Array<[() => Promise<unknown>, RegExp]> = [
+      [() => c.permission.checkPermission({ permission: "view", subject: user("x") }), /^resource: is required/],
+      [() => c.permission.checkPermission({ resource: { type: "dashbord", id: "q3" }, permission: "view", subject: user("x") }), /^resource\.type: unknown type "dashbord"/],
+      [() => c.permission.checkPermission({ resource: ws("emea"), permission: "view", subject: user("bad id!") }), /^subject\.id: "bad id!" is not a valid id/],
+      [() => c.permission.checkPermission({ resource: ws("emea"), permission: "view", subject: { type: "workspace", id: "x", relation: "" } }), /^subject\.type:/],
+      [() => c.permission.checkPermission({ resource: ws("emea"), permission: "parent", subject: user("x") }), /^permission: "parent" is not a permission of workspace/],
+      [
+        () => c.permission.checkPermission({ resource: ws("emea"), permission: "view", subject: user("x"), consistency: fresh("garbage!") }),
+        /^consistency\.at_least_as_fresh:/,
+      ],
+      [() => collect(c.permission.lookupResources({ resourceType: "", permission: "view", subject: user("x") })), /^resource_type: is required/],
+    ];
+    for (const [call, message] of cases) {
+      const err = await codeOf(call());
+      expect(err.code, message.source).toBe(Code.InvalidArgument);
+      expect(err.message).toMatch(message);
+    }
+  });
+
+  it("R41: check-scoped keys may ask, but not change the directory", async () => {
+    const checker = server.clients(kind, CHECK_KEY);
+    const r = await checker.permission.checkPermission({ resource: ws(`${p}-emea`), permission: "view", subject: user(`${p}-bob`), consistency: fresh(token) });
+    expect(r.allowed).toBe(true);
+    const err = await codeOf(checker.directory.createUser({ actor: PLATFORM_ADMIN, email: `${p}-x@acme.example` }));
+    expect(err.code).toBe(Code.PermissionDenied);
+  });
+
+  it("R41: no key or an unknown key is UNAUTHENTICATED", async () => {
+    for (const key of [null, "not-a-key-at-all-xxxxxxxx"]) {
+      const anonymous = server.clients(kind, key);
+      const err = await codeOf(anonymous.permission.checkPermission({ resource: ws(`${p}-emea`), permission: "view", subject: user(`${p}-bob`) }));
+      expect(err.code).toBe(Code.Unauthenticated);
+    }
+  });
+});
