@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { adminService } from "./api/admin-service.js";
+import { contentService } from "./api/content-service.js";
 import { ApiKeys, authInterceptor, localApiKeys } from "./api/auth.js";
 import { directoryService } from "./api/directory-service.js";
 import { HealthStatus, healthService } from "./api/health.js";
@@ -13,9 +13,12 @@ import { SERVED, routes } from "./api/routes.js";
 import { DualProtocolServer } from "./api/server.js";
 import type { ApiKey, Config } from "./config.js";
 import { Authorizer } from "./domain/authorizer.js";
+import { ContentCatalog } from "./domain/content.js";
 import { Directory } from "./domain/directory.js";
+import { Explainer } from "./domain/explain.js";
 import { IndexMaintenance } from "./domain/index-maintenance.js";
 import { Permissions } from "./domain/permissions.js";
+import { Sharing } from "./domain/sharing.js";
 import { createEmbeddedEngine } from "./engine/embedded.js";
 import type { Engine } from "./engine/engine.js";
 import { createRemoteEngine } from "./engine/remote.js";
@@ -46,6 +49,9 @@ export interface Domain {
   readonly engine: Engine;
   readonly directory: Directory;
   readonly permissions: Permissions;
+  readonly explainer: Explainer;
+  readonly catalog: ContentCatalog;
+  readonly sharing: Sharing;
   readonly index: IndexMaintenance;
   readonly applier: OutboxApplier;
 }
@@ -119,8 +125,11 @@ export class App {
     const authz = new Authorizer(engine);
     const directory = new Directory({ store, writer, authz });
     const permissions = new Permissions(engine, tokens, schema, config.limits);
+    const explainer = new Explainer({ store, engine, tokens });
+    const catalog = new ContentCatalog({ store, engine, writer, authz, tokens });
+    const sharing = new Sharing({ store, engine, writer, tokens, catalog });
     const index = new IndexMaintenance(store, engine, applier, tokens, schema);
-    this.domain = { store, engine, directory, permissions, index, applier };
+    this.domain = { store, engine, directory, permissions, explainer, catalog, sharing, index, applier };
 
     if (engine.kind === "embedded") {
       const written = await index.rebuildEmpty();
@@ -145,13 +154,12 @@ export class App {
   async start(): Promise<{ host: string; port: number }> {
     const metrics = rpcMetrics(this.metrics);
     collectDefaultMetrics({ register: this.metrics });
-    const { directory, permissions, index } = this.domain;
+    const { directory, permissions, explainer, catalog, sharing, index } = this.domain;
     const handler = connectNodeAdapter({
       routes: routes({
-        permission: permissionService(permissions, () => {
-          throw new ConnectError("ExplainPermission is not available yet", Code.Unimplemented);
-        }),
+        permission: permissionService(permissions, explainer),
         directory: directoryService(directory, this.config.limits.maxListPageSize),
+        content: contentService(catalog, sharing),
         admin: adminService(index),
         health: healthService(this.health),
       }),

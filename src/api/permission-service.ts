@@ -1,14 +1,17 @@
 import type { ServiceImpl } from "@connectrpc/connect";
+import type { AccessPath, Explainer } from "../domain/explain.js";
 import type { Permissions } from "../domain/permissions.js";
 import type { PermissionService } from "../gen/sharegraph/v1/permission_service_pb.js";
 import { invalid } from "../domain/errors.js";
 import { freshness } from "./parse.js";
 
 /** Thin handlers: parse → ask the domain → reply. */
-export function permissionService(
-  permissions: Permissions,
-  explain: ServiceImpl<typeof PermissionService>["explainPermission"],
-): ServiceImpl<typeof PermissionService> {
+const toPath = (p: AccessPath) => ({
+  steps: p.steps.map((s) => ({ object: s.object, link: s.link, target: s.target })),
+  summary: p.summary,
+});
+
+export function permissionService(permissions: Permissions, explainer: Explainer): ServiceImpl<typeof PermissionService> {
   return {
     async checkPermission(req) {
       const item = permissions.checkItem("", req);
@@ -56,6 +59,16 @@ export function permissionService(
       }
     },
 
-    explainPermission: explain,
+    async explainPermission(req) {
+      const e = await explainer.explain(permissions.checkItem("", req), freshness(req.consistency));
+      return {
+        allowed: e.allowed,
+        explanation: e.text,
+        grantingPaths: e.granting.map(toPath),
+        partialPaths: e.partial.map(toPath),
+        missing: [...e.missing],
+        consistencyToken: e.token,
+      };
+    },
   };
 }

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { ObjectRef } from "../engine/engine.js";
 import type { WorkspaceLevelName } from "../store/database.js";
-import { StoreConflictError } from "../store/errors.js";
 import type { EntityRow } from "../store/entities.js";
 import type { GroupMemberRow, GroupRow } from "../store/groups.js";
 import type { OrganizationMemberRow, OrganizationRow, OrganizationWithCount } from "../store/organizations.js";
@@ -12,6 +11,7 @@ import type { WorkspaceAccessRow, WorkspaceRow } from "../store/workspaces.js";
 import type { RelationshipChanges } from "../sync/changes.js";
 import type { Committed, ChangeWriter } from "../sync/writer.js";
 import type { Authorizer } from "./authorizer.js";
+import { creating } from "./creating.js";
 import { normalizeEmail } from "./email.js";
 import { alreadyExists, notFound, refused } from "./errors.js";
 import { PLATFORM_ID, deriveChanged, deriveRemoved, deriveRow } from "./graph.js";
@@ -50,7 +50,7 @@ export class Directory {
     await this.deps.authz.require(actor, "manage", PLATFORM, "create users");
     const email = normalizeEmail(input.email).address;
     const id = input.id || randomUUID();
-    return this.#create(`user ${id} or email ${email}`, (tx) => this.#insertUser(tx, id, email, input.displayName));
+    return creating(this.deps.writer, `user ${id} or email ${email}`, (tx) => this.#insertUser(tx, id, email, input.displayName));
   }
 
   /** Also used by partner invitations, which create the invitee's account. */
@@ -106,7 +106,7 @@ export class Directory {
   ): Promise<Committed<OrganizationWithCount>> {
     await this.deps.authz.require(actor, "manage", PLATFORM, "create organizations");
     const id = input.id || randomUUID();
-    return this.#create(`organization ${id}`, async (tx, rels) => {
+    return creating(this.deps.writer, `organization ${id}`, async (tx, rels) => {
       if (await tx.organizations.get(id)) throw alreadyExists(`organization ${id} already exists`);
       await this.#requireUsers(tx, input.adminUserIds);
       const row = await tx.organizations.insert({ id, name: input.name, channel_partner: input.channelPartner });
@@ -128,7 +128,7 @@ export class Directory {
   }
 
   /** R22: dropping the classification ends channel-partner access of all the org's users at once. */
-  async setChannelPartner(actor: string, id: string, channelPartner: boolean): Promise<Committed<OrganizationRow>> {
+  async setChannelPartner(actor: string, id: string, channelPartner: boolean): Promise<Committed<OrganizationWithCount>> {
     await this.deps.authz.require(actor, "manage", PLATFORM, "classify organizations as channel partners");
     return this.change(async (tx, rels) => {
       const before = await tx.organizations.getForUpdate(id);
@@ -136,7 +136,7 @@ export class Directory {
       const after = await tx.organizations.setChannelPartner(id, channelPartner);
       if (!after) throw notFound(`organization ${id}`);
       rels.replace(deriveRow("organizations", before), deriveRow("organizations", after));
-      return after;
+      return { ...after, member_count: (await tx.organizations.getWithCount(id))?.member_count ?? 0 };
     });
   }
 
@@ -184,7 +184,7 @@ export class Directory {
     await this.#requireOrganization(organizationId);
     await this.deps.authz.require(actor, "manage", org(organizationId), `create groups in organization ${organizationId}`);
     const id = input.id || randomUUID();
-    return this.#create(`group ${id}`, async (tx, rels) => {
+    return creating(this.deps.writer, `group ${id}`, async (tx, rels) => {
       if (await tx.groups.get(id)) throw alreadyExists(`group ${id} already exists`);
       const row = await tx.groups.insert({ id, organization_id: organizationId, name: input.name });
       rels.touch(deriveRow("groups", row));
@@ -256,7 +256,7 @@ export class Directory {
     await this.#requireOrganization(organizationId);
     await this.deps.authz.require(actor, "manage", org(organizationId), `create workspaces in organization ${organizationId}`);
     const id = input.id || randomUUID();
-    return this.#create(`workspace ${id}`, async (tx, rels) => {
+    return creating(this.deps.writer, `workspace ${id}`, async (tx, rels) => {
       if (await tx.workspaces.get(id)) throw alreadyExists(`workspace ${id} already exists`);
       if (input.parentId) {
         const parent = await tx.workspaces.get(input.parentId);
@@ -360,7 +360,7 @@ export class Directory {
     await this.#requireOrganization(organizationId);
     await this.deps.authz.require(actor, "manage", org(organizationId), `create entities in organization ${organizationId}`);
     const id = input.id || randomUUID();
-    return this.#create(`entity ${id}`, async (tx, rels) => {
+    return creating(this.deps.writer, `entity ${id}`, async (tx, rels) => {
       if (await tx.entities.get(id)) throw alreadyExists(`entity ${id} already exists`);
       const row = await tx.entities.insert({ id, organization_id: organizationId, name: input.name });
       rels.touch(deriveRow("entities", row));
@@ -455,15 +455,7 @@ export class Directory {
     }
   }
 
-  /** A change that creates `what`; losing a race on its unique key reads as ALREADY_EXISTS. */
-  async #create<T>(what: string, fn: (tx: Repositories, rels: RelationshipChanges) => Promise<T>): Promise<Committed<T>> {
-    try {
-      return await this.change(fn);
-    } catch (err) {
-      if (err instanceof StoreConflictError) throw alreadyExists(`${what} already exists`);
-      throw err;
-    }
-  }
+
 }
 
 function accessSubject(member: Member) {

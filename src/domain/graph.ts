@@ -60,6 +60,29 @@ export const derive: Derivations = {
   },
   entities: (r) => [rel("entity", r.id, "organization", "organization", r.organization_id)],
   entity_members: (r) => [rel("entity", r.entity_id, "member", "user", r.user_id)],
+  folders: (r) => [
+    rel("folder", r.id, "workspace", "workspace", r.workspace_id),
+    ...(r.parent_id !== null
+      ? [rel("folder", r.id, "parent", "folder", r.parent_id), rel("folder", r.parent_id, "child_folder", "folder", r.id)]
+      : []),
+    ...(r.created_by !== null ? [rel("folder", r.id, "creator", "user", r.created_by)] : []),
+  ],
+  content: (r) => [
+    rel(r.kind, r.id, "workspace", "workspace", r.workspace_id),
+    ...(r.folder_id !== null
+      ? [rel(r.kind, r.id, "folder", "folder", r.folder_id), rel("folder", r.folder_id, `child_${r.kind}`, r.kind, r.id)]
+      : []),
+    ...(r.created_by !== null ? [rel(r.kind, r.id, "creator", "user", r.created_by)] : []),
+  ],
+  grants: (r) => {
+    // A content grant names its kind through the content row; the row keeps
+    // the resource type so that the derivation needs no other row.
+    const resource = r.folder_id !== null ? { type: "folder", id: r.folder_id } : { type: r.resource_type, id: r.content_id ?? "" };
+    if (r.user_id !== null) return [rel(resource.type, resource.id, r.role, "user", r.user_id)];
+    if (r.group_id !== null) return [rel(resource.type, resource.id, r.role, "group", r.group_id, "member")];
+    if (r.organization_id !== null) return [rel(resource.type, resource.id, r.role, "organization", r.organization_id, "member")];
+    return [];
+  },
   outbox: () => [],
 };
 

@@ -24,6 +24,18 @@ export const REFERENCES: ReadonlyArray<Reference> = [
   { table: "entities", column: "organization_id", parent: "organizations" },
   { table: "entity_members", column: "entity_id", parent: "entities" },
   { table: "entity_members", column: "user_id", parent: "users" },
+  { table: "folders", column: "workspace_id", parent: "workspaces" },
+  { table: "folders", column: "parent_id", parent: "folders" },
+  { table: "folders", column: "created_by", parent: "users", onDelete: "set null" },
+  { table: "content", column: "workspace_id", parent: "workspaces" },
+  { table: "content", column: "folder_id", parent: "folders" },
+  { table: "content", column: "created_by", parent: "users", onDelete: "set null" },
+  { table: "grants", column: "folder_id", parent: "folders" },
+  { table: "grants", column: "content_id", parent: "content" },
+  { table: "grants", column: "user_id", parent: "users" },
+  { table: "grants", column: "group_id", parent: "groups" },
+  { table: "grants", column: "organization_id", parent: "organizations" },
+  { table: "grants", column: "granted_by", parent: "users", onDelete: "set null" },
 ];
 
 export interface Reference {

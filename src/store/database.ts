@@ -79,6 +79,43 @@ export interface EntityMembersTable {
   created_at: CreatedAt;
 }
 
+export interface FoldersTable {
+  id: string;
+  workspace_id: string;
+  parent_id: string | null;
+  name: string;
+  created_by: string | null;
+  created_at: CreatedAt;
+}
+
+export type ContentKind = "report" | "board" | "dashboard" | "workbook";
+
+export interface ContentTable {
+  id: string;
+  kind: ContentKind;
+  workspace_id: string;
+  folder_id: string | null;
+  name: string;
+  created_by: string | null;
+  created_at: CreatedAt;
+}
+
+export type RoleName = "viewer" | "sharer" | "editor" | "manager";
+
+/** A role on a folder or a content item, for a user, a group or a whole organization. */
+export interface GrantsTable {
+  id: Generated<number>;
+  resource_type: "folder" | ContentKind;
+  folder_id: string | null;
+  content_id: string | null;
+  user_id: string | null;
+  group_id: string | null;
+  organization_id: string | null;
+  role: RoleName;
+  granted_by: string | null;
+  created_at: CreatedAt;
+}
+
 /** One committed domain change's relationship updates, applied to SpiceDB in id order. */
 export interface OutboxTable {
   id: Generated<number>;
@@ -108,6 +145,9 @@ export interface Database {
   workspace_access: WorkspaceAccessTable;
   entities: EntitiesTable;
   entity_members: EntityMembersTable;
+  folders: FoldersTable;
+  content: ContentTable;
+  grants: GrantsTable;
   outbox: OutboxTable;
 }
 

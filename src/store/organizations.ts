@@ -108,6 +108,17 @@ export class OrganizationsRepo {
     return pageOf(await q.execute(), page.limit, (m) => m.user_id);
   }
 
+  async adminIds(organizationId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom("organization_members")
+      .select("user_id")
+      .where("organization_id", "=", organizationId)
+      .where("admin", "=", true)
+      .orderBy("user_id")
+      .execute();
+    return rows.map((r) => r.user_id);
+  }
+
   async adminCount(organizationId: string, excludingUserId: string): Promise<number> {
     const row = await this.db
       .selectFrom("organization_members")

@@ -2,7 +2,9 @@ import type { Kysely, Transaction } from "kysely";
 import { cascadeDelete, type CascadeResult } from "./cascade.js";
 import { openDatabase, ping, type DatabaseTarget, type OpenDatabase } from "./connect.js";
 import type { Database, Row, TableName } from "./database.js";
+import { ContentRepo, FoldersRepo } from "./content.js";
 import { EntitiesRepo } from "./entities.js";
+import { GrantsRepo } from "./grants.js";
 import { translateStoreError } from "./errors.js";
 import { GroupsRepo } from "./groups.js";
 import { migrateToLatest, type MigrationReport } from "./migrate.js";
@@ -18,6 +20,9 @@ export class Repositories {
   readonly groups: GroupsRepo;
   readonly workspaces: WorkspacesRepo;
   readonly entities: EntitiesRepo;
+  readonly folders: FoldersRepo;
+  readonly content: ContentRepo;
+  readonly grants: GrantsRepo;
   readonly outbox: OutboxRepo;
 
   constructor(private readonly db: Kysely<Database>) {
@@ -26,6 +31,9 @@ export class Repositories {
     this.groups = new GroupsRepo(db);
     this.workspaces = new WorkspacesRepo(db);
     this.entities = new EntitiesRepo(db);
+    this.folders = new FoldersRepo(db);
+    this.content = new ContentRepo(db);
+    this.grants = new GrantsRepo(db);
     this.outbox = new OutboxRepo(db);
   }
 

@@ -4,6 +4,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { App, type AppOverrides } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { AdminService } from "../../src/gen/sharegraph/v1/admin_service_pb.js";
+import { ContentService } from "../../src/gen/sharegraph/v1/content_service_pb.js";
 import { DirectoryService } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import { PermissionService } from "../../src/gen/sharegraph/v1/permission_service_pb.js";
 import { freshTarget } from "./database.js";
@@ -17,6 +18,7 @@ export const PLATFORM_ADMIN = "admin";
 export interface Clients {
   readonly permission: Client<typeof PermissionService>;
   readonly directory: Client<typeof DirectoryService>;
+  readonly content: Client<typeof ContentService>;
   readonly admin: Client<typeof AdminService>;
 }
 
@@ -62,6 +64,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
         return {
           permission: createClient(PermissionService, transport),
           directory: createClient(DirectoryService, transport),
+          content: createClient(ContentService, transport),
           admin: createClient(AdminService, transport),
         };
       }
@@ -70,7 +73,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
         closers.push(close);
         return client;
       };
-      return { permission: make(PermissionService), directory: make(DirectoryService), admin: make(AdminService) };
+      return { permission: make(PermissionService), directory: make(DirectoryService), content: make(ContentService), admin: make(AdminService) };
     },
     async stop() {
       for (const close of closers) close();

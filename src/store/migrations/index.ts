@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from "kysely";
 import * as m0001 from "./0001_directory_and_outbox.js";
+import * as m0002 from "./0002_content.js";
 
 /**
  * A static index rather than a folder scan: it survives bundling, and the
@@ -7,6 +8,7 @@ import * as m0001 from "./0001_directory_and_outbox.js";
  */
 const migrations: Record<string, Migration> = {
   "0001_directory_and_outbox": m0001,
+  "0002_content": m0002,
 };
 
 export const migrationProvider: MigrationProvider = {

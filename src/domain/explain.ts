@@ -1,0 +1,224 @@
+import type { CheckItem, Engine, ObjectRef, SubjectRef, TraceNode } from "../engine/engine.js";
+import type { Store } from "../store/store.js";
+import type { ConsistencyTokens, Freshness } from "../sync/consistency.js";
+import { isContentKind } from "./roles.js";
+
+/** One link of an access path, in the product's words: object —link→ target. */
+export interface AccessStep {
+  readonly object: ObjectRef;
+  readonly link: string;
+  readonly target: ObjectRef;
+}
+
+export interface AccessPath {
+  readonly steps: readonly AccessStep[];
+  readonly summary: string;
+}
+
+export interface Explanation {
+  readonly allowed: boolean;
+  readonly text: string;
+  readonly granting: readonly AccessPath[];
+  readonly partial: readonly AccessPath[];
+  readonly missing: readonly string[];
+  readonly token: string;
+}
+
+/** What each relation means, read from its subject towards its object. */
+const RELATION_LINKS: Readonly<Record<string, string>> = {
+  viewer: "is viewer on",
+  sharer: "is sharer on",
+  editor: "is editor on",
+  manager: "is manager on",
+  creator: "created",
+  member: "is a member of",
+  admin: "is an admin of",
+  analyst: "has ANALYZE on",
+  guest: "is a guest of",
+  see: "has SEE on",
+  assignee: "is assigned to",
+  partner_user: "was added as a channel partner user by",
+  channel_partner: "is classified as a channel partner:",
+};
+
+const WORKSPACE_LINKS: Readonly<Record<string, string>> = { viewer: "has VIEW on", analyst: "has ANALYZE on", manager: "has MANAGE on" };
+
+/** How access flows between objects when SpiceDB follows an arrow from `from` to `to`. */
+function arrowLink(from: ObjectRef, to: ObjectRef, permission: string): AccessStep {
+  if (from.type === "workspace" && to.type === "workspace") {
+    // parent->X: the parent's permission holds in the child; child->view_in_tree: content shows in children.
+    return permission === "view_in_tree" ? { object: to, link: "is a child workspace of", target: from } : { object: to, link: "is the parent workspace of", target: from };
+  }
+  if (to.type === "organization" && from.type === "workspace") return { object: to, link: "owns", target: from };
+  if (to.type === "partnership") return { object: to, link: "shares", target: from };
+  if (from.type === "partnership" && to.type === "organization") return { object: to, link: "is the partner organization of", target: from };
+  if (to.type === "folder" && from.type === "folder") return { object: to, link: "contains", target: from };
+  return { object: to, link: "contains", target: from };
+}
+
+const name = (o: ObjectRef) => `${o.type} ${o.id}`;
+
+function subjectName(s: SubjectRef): string {
+  return s.relation && s.relation !== "member" ? `${s.type} ${s.id}#${s.relation}` : s.relation ? `members of ${s.type} ${s.id}` : `${s.type} ${s.id}`;
+}
+
+export interface ExplainDeps {
+  readonly store: Store;
+  readonly engine: Engine;
+  readonly tokens: ConsistencyTokens;
+}
+
+/**
+ * R8: why a subject has or lacks a permission. Built on SpiceDB's check
+ * trace, whose satisfied chains become access paths in product words; for a
+ * denial on folders and content, the grant and the workspace standing are
+ * checked apart so that the missing piece can be named.
+ */
+export class Explainer {
+  constructor(private readonly deps: ExplainDeps) {}
+
+  async explain(item: CheckItem, freshness: Freshness): Promise<Explanation> {
+    const consistency = await this.deps.tokens.resolve(freshness);
+    const result = await this.deps.engine.checkWithTrace(item, consistency);
+    const paths = result.trace ? satisfiedPaths(result.trace, item.subject) : [];
+    const token = this.deps.tokens.forRead(result.token);
+    const who = subjectName(item.subject);
+    const what = `${item.permission} ${name(item.resource)}`;
+    if (result.allowed) {
+      const text = `${capitalize(who)} can ${what}: ${paths.map((p) => p.summary).join("; and ") || "granted"}.`;
+      return { allowed: true, text, granting: paths, partial: [], missing: [], token };
+    }
+    const content = isContentKind(item.resource.type) || item.resource.type === "folder" ? await this.#contentDenial(item, consistency) : undefined;
+    const missing = content?.missing.length ? content.missing : unsatisfiedLeaves(result.trace);
+    const partial = dedupe([...paths, ...(content?.partial ?? [])]);
+    const having = partial.length > 0 ? ` What exists: ${partial.map((p) => p.summary).join("; ")}.` : ` Nothing grants ${who} access to ${name(item.resource)}.`;
+    const needs = missing.length > 0 ? ` Missing: ${missing.join("; or ")}.` : "";
+    return { allowed: false, text: `${capitalize(who)} cannot ${what}.${having}${needs}`, granting: [], partial, missing, token };
+  }
+
+  /**
+   * Content permissions are "role granted here or above" AND "standing in
+   * the workspace" (R1, R7). Both halves are checked apart, with traces, to
+   * show what exists and name the piece that is missing.
+   */
+  async #contentDenial(item: CheckItem, consistency: Parameters<Engine["check"]>[1]): Promise<{ missing: string[]; partial: AccessPath[] }> {
+    const { permission, resource, subject } = item;
+    const need = CONTENT_NEEDS[permission];
+    const row = resource.type === "folder" ? await this.deps.store.read.folders.get(resource.id) : await this.deps.store.read.content.get(resource.id);
+    if (!need || !row) return { missing: [], partial: [] };
+    const workspace = { type: "workspace", id: row.workspace_id };
+    const [granted, view, analyze, inTree] = await Promise.all([
+      this.deps.engine.checkWithTrace({ resource, permission: need.granted, subject }, consistency),
+      this.deps.engine.checkWithTrace({ resource: workspace, permission: "view", subject }, consistency),
+      this.deps.engine.check({ resource: workspace, permission: "analyze", subject }, consistency),
+      this.deps.engine.checkWithTrace({ resource: workspace, permission: "view_in_tree", subject }, consistency),
+    ]);
+    const partial: AccessPath[] = [];
+    for (const part of [granted, view.allowed ? view : inTree]) {
+      if (part.allowed && part.trace) partial.push(...satisfiedPaths(part.trace, subject));
+    }
+    const standing = analyze.allowed ? "ANALYZE" : view.allowed ? "only VIEW" : inTree.allowed ? "access only from a child workspace" : "no permission";
+    const missing: string[] = [];
+    if (!granted.allowed) missing.push(`the ${need.role} role on ${name(resource)} or a folder above it`);
+    const capOk = need.cap === "analyze" ? analyze.allowed : inTree.allowed;
+    if (!capOk) {
+      const cap = need.cap === "analyze" ? "ANALYZE" : "VIEW";
+      missing.push(`${cap} on ${name(workspace)} (it gives ${subjectName(subject)} ${standing}; ${permission} needs ${cap})`);
+    }
+    missing.push(`MANAGE on ${name(workspace)}`);
+    return { missing, partial };
+  }
+}
+
+/** What each content permission needs: a granted role, and a workspace cap (R7). */
+const CONTENT_NEEDS: Readonly<Record<string, { role: string; granted: string; cap: "analyze" | "view_in_tree" }>> = {
+  view: { role: "viewer", granted: "granted_view", cap: "view_in_tree" },
+  interact: { role: "viewer", granted: "granted_view", cap: "view_in_tree" },
+  member_view: { role: "viewer", granted: "granted_view", cap: "view_in_tree" },
+  share: { role: "sharer", granted: "granted_share", cap: "view_in_tree" },
+  edit: { role: "editor", granted: "granted_edit", cap: "analyze" },
+  explore: { role: "editor", granted: "granted_edit", cap: "analyze" },
+  delete: { role: "manager (or editor, for its creator)", granted: "granted_edit", cap: "analyze" },
+  manage: { role: "manager", granted: "granted_manage", cap: "analyze" },
+};
+
+function dedupe(paths: readonly AccessPath[]): AccessPath[] {
+  const seen = new Set<string>();
+  return paths.filter((p) => (seen.has(p.summary) ? false : (seen.add(p.summary), true)));
+}
+
+/**
+ * Chains of satisfied nodes down to the relation that matched, translated to
+ * steps from the subject up to the resource. Under a satisfied node only
+ * satisfied children count; under a failed one (a denial, or the failing
+ * half of an intersection) the satisfied parts are still collected: they are
+ * what exists but does not suffice.
+ */
+export function satisfiedPaths(root: TraceNode, subject: SubjectRef): AccessPath[] {
+  const chains: TraceNode[][] = [];
+  const walk = (node: TraceNode, chain: TraceNode[]) => {
+    const next = [...chain, node];
+    if (!node.hasPermission) {
+      for (const child of node.children) walk(child, next);
+      return;
+    }
+    const satisfied = node.children.filter((c) => c.hasPermission);
+    if (satisfied.length === 0) {
+      if (!node.isPermission) chains.push(next);
+      return;
+    }
+    for (const child of satisfied) walk(child, next);
+  };
+  walk(root, []);
+  return dedupe(
+    chains.map((chain) => {
+      const steps = toSteps(chain, subject);
+      return { steps, summary: summarize(steps) };
+    }),
+  );
+}
+
+function toSteps(chain: readonly TraceNode[], subject: SubjectRef): AccessStep[] {
+  const steps: AccessStep[] = [];
+  const leaf = chain.at(-1);
+  if (!leaf) return steps;
+  steps.push({ object: { type: subject.type, id: subject.id }, link: relationLink(leaf), target: leaf.resource });
+  // From the leaf upwards: a relation holding a subject set, or an arrow to another object.
+  for (let i = chain.length - 1; i > 0; i--) {
+    const child = chain[i]!;
+    const parent = chain[i - 1]!;
+    if (!parent.isPermission && !child.isPermission) {
+      steps.push({ object: child.resource, link: relationLink(parent), target: parent.resource });
+    } else if (child.resource.type !== parent.resource.type || child.resource.id !== parent.resource.id) {
+      steps.push(arrowLink(parent.resource, child.resource, child.name));
+    }
+  }
+  return steps;
+}
+
+function relationLink(node: TraceNode): string {
+  if (node.resource.type === "workspace" && WORKSPACE_LINKS[node.name]) return WORKSPACE_LINKS[node.name]!;
+  return RELATION_LINKS[node.name] ?? `is ${node.name} of`;
+}
+
+function summarize(steps: readonly AccessStep[]): string {
+  return steps.map((s) => `${name(s.object)} ${s.link} ${name(s.target)}`).join(", and ");
+}
+
+/** For a denial outside folders and content: the relations SpiceDB looked for, in product words. */
+function unsatisfiedLeaves(root: TraceNode | undefined): string[] {
+  if (!root) return [];
+  const out = new Set<string>();
+  const walk = (node: TraceNode) => {
+    if (!node.isPermission && node.children.length === 0 && !node.hasPermission) {
+      out.add(`${node.name === "member" ? "membership of" : relationLink(node).replace(/^is |^has /, "")} ${name(node.resource)}`.trim());
+    }
+    node.children.forEach(walk);
+  };
+  walk(root);
+  return [...out];
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}

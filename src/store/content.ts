@@ -1,0 +1,105 @@
+import { sql, type Kysely } from "kysely";
+import type { ContentKind, Database, NewRow, Row } from "./database.js";
+
+export type FolderRow = Row<"folders">;
+export type ContentRow = Row<"content">;
+
+export class FoldersRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insert(row: NewRow<"folders">): Promise<FolderRow> {
+    return this.db.insertInto("folders").values(row).returningAll().executeTakeFirstOrThrow();
+  }
+
+  async get(id: string): Promise<FolderRow | undefined> {
+    return this.db.selectFrom("folders").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
+  async getForUpdate(id: string): Promise<FolderRow | undefined> {
+    return this.db.selectFrom("folders").selectAll().where("id", "=", id).forUpdate().executeTakeFirst();
+  }
+
+  /** Folders directly inside a folder, or at the workspace root (parentId null). */
+  async children(workspaceId: string, parentId: string | null): Promise<FolderRow[]> {
+    let q = this.db.selectFrom("folders").selectAll().where("workspace_id", "=", workspaceId);
+    q = parentId === null ? q.where("parent_id", "is", null) : q.where("parent_id", "=", parentId);
+    return q.orderBy("name").orderBy("id").execute();
+  }
+
+  /** The folder and its ancestors, nearest first. */
+  async ancestry(id: string): Promise<FolderRow[]> {
+    const result = await sql<FolderRow & { depth: number }>`
+      with recursive up as (
+        select f.*, 0 as depth from folders f where f.id = ${id}
+        union all
+        select p.*, up.depth + 1 from folders p join up on p.id = up.parent_id where up.depth < 1000
+      )
+      select * from up order by depth
+    `.execute(this.db);
+    return result.rows.map(({ depth: _depth, ...row }) => row);
+  }
+
+  async setParent(id: string, parentId: string | null): Promise<FolderRow | undefined> {
+    return this.db.updateTable("folders").set({ parent_id: parentId }).where("id", "=", id).returningAll().executeTakeFirst();
+  }
+}
+
+export class ContentRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insert(row: NewRow<"content">): Promise<ContentRow> {
+    return this.db.insertInto("content").values(row).returningAll().executeTakeFirstOrThrow();
+  }
+
+  async get(id: string): Promise<ContentRow | undefined> {
+    return this.db.selectFrom("content").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
+  async getForUpdate(id: string): Promise<ContentRow | undefined> {
+    return this.db.selectFrom("content").selectAll().where("id", "=", id).forUpdate().executeTakeFirst();
+  }
+
+  async getMany(ids: readonly string[]): Promise<ContentRow[]> {
+    if (ids.length === 0) return [];
+    return this.db.selectFrom("content").selectAll().where("id", "in", ids).execute();
+  }
+
+  async children(workspaceId: string, folderId: string | null): Promise<ContentRow[]> {
+    let q = this.db.selectFrom("content").selectAll().where("workspace_id", "=", workspaceId);
+    q = folderId === null ? q.where("folder_id", "is", null) : q.where("folder_id", "=", folderId);
+    return q.orderBy("name").orderBy("id").execute();
+  }
+
+  async setFolder(id: string, folderId: string | null): Promise<ContentRow | undefined> {
+    return this.db.updateTable("content").set({ folder_id: folderId }).where("id", "=", id).returningAll().executeTakeFirst();
+  }
+
+  /**
+   * R4 / GoodData's PRIVATE tab: content whose grant holders — direct, or
+   * inherited from any ancestor folder — are exactly one: this user.
+   */
+  async privateTo(userId: string, workspaceId?: string, kinds?: readonly ContentKind[]): Promise<ContentRow[]> {
+    const result = await sql<ContentRow>`
+      with recursive chain(content_id, folder_id) as (
+        select c.id, c.folder_id from content c
+        where (${workspaceId ?? null}::text is null or c.workspace_id = ${workspaceId ?? null})
+        union all
+        select chain.content_id, f.parent_id from chain join folders f on f.id = chain.folder_id
+        where f.parent_id is not null
+      ),
+      holders(content_id, user_id) as (
+        select g.content_id, g.user_id from grants g where g.content_id is not null
+        union all
+        select chain.content_id, g.user_id from chain join grants g on g.folder_id = chain.folder_id
+      )
+      select c.* from content c
+      where c.id in (select content_id from holders where user_id = ${userId})
+        and not exists (
+          select 1 from holders h where h.content_id = c.id and h.user_id is distinct from ${userId}
+        )
+      order by c.name, c.id
+    `.execute(this.db);
+    const rows = result.rows;
+    return kinds ? rows.filter((r) => kinds.includes(r.kind)) : rows;
+  }
+}
