@@ -7,7 +7,7 @@ import type { Logger } from "./logger.js";
  * skipped when it is already there. The README's examples use these ids.
  */
 export async function loadDemo(domain: Domain, log: Logger, admin = "admin"): Promise<void> {
-  const { directory, store } = domain;
+  const { directory, catalog, sharing, store } = domain;
   if (await store.read.organizations.get("acme")) {
     log.info("demo data already loaded");
     return;
@@ -34,8 +34,18 @@ export async function loadDemo(domain: Domain, log: Logger, admin = "admin"): Pr
   await directory.setWorkspacePermission("alice", "emea", { kind: "user", id: "bob" }, "view");
   await directory.setWorkspacePermission("alice", "emea", { kind: "group", id: "analysts" }, "analyze");
 
+  // Content: a shared Sales folder, a dashboard shared with Bob, Carol's private draft.
+  await catalog.createFolder("alice", { workspaceId: "emea", id: "sales", name: "Sales" });
+  await catalog.createContent("alice", { kind: "dashboard", workspaceId: "emea", id: "q3-revenue", name: "Q3 revenue", folderId: "sales" });
+  await catalog.createContent("alice", { kind: "report", workspaceId: "emea", id: "pipeline", name: "Pipeline", folderId: "sales" });
+  await catalog.createFolder("alice", { workspaceId: "emea", id: "finance", name: "Finance" });
+  await catalog.createContent("alice", { kind: "workbook", workspaceId: "emea", id: "budget", name: "Budget 2027", folderId: "finance" });
+  await sharing.share("alice", { type: "folder", id: "sales" }, { kind: "group", id: "analysts" }, "editor");
+  await sharing.share("alice", { type: "dashboard", id: "q3-revenue" }, { kind: "user", id: "bob" }, "viewer");
+  await catalog.createContent("carol", { kind: "dashboard", workspaceId: "emea", id: "carol-draft", name: "Carol's draft" });
+
   await directory.createOrganization(admin, { id: "northwind", name: "Northwind Partners", channelPartner: true, adminUserIds: ["erin"] });
   await directory.createEntity("alice", "acme", { id: "acme-finance", name: "Acme Finance" });
   await directory.addEntityMember("alice", "acme-finance", "carol");
-  log.info("demo data loaded: organization acme (alice, bob, carol, dave), workspaces emea and emea-sales");
+  log.info("demo data loaded: organization acme (alice, bob, carol, dave), workspaces emea and emea-sales, folders sales and finance");
 }

@@ -92,7 +92,11 @@ export class Explainer {
     const missing = content?.missing.length ? content.missing : unsatisfiedLeaves(result.trace);
     const partial = dedupe([...paths, ...(content?.partial ?? [])]);
     const having = partial.length > 0 ? ` What exists: ${partial.map((p) => p.summary).join("; ")}.` : ` Nothing grants ${who} access to ${name(item.resource)}.`;
-    const needs = missing.length > 0 ? ` Missing: ${missing.join("; or ")}.` : "";
+    const needs = content?.missing.length
+      ? ` Missing: ${[content.missing.slice(0, -1).join(" and "), content.missing.at(-1)].filter(Boolean).join("; or ")}.`
+      : missing.length > 0
+        ? ` Missing one of: ${missing.join("; ")}.`
+        : "";
     return { allowed: false, text: `${capitalize(who)} cannot ${what}.${having}${needs}`, granting: [], partial, missing, token };
   }
 
@@ -113,9 +117,11 @@ export class Explainer {
       this.deps.engine.check({ resource: workspace, permission: "analyze", subject }, consistency),
       this.deps.engine.checkWithTrace({ resource: workspace, permission: "view_in_tree", subject }, consistency),
     ]);
+    // Without the needed role, the role they do hold (if any) is still worth showing.
+    const lesser = granted.allowed || need.granted === "granted_view" ? undefined : await this.deps.engine.checkWithTrace({ resource, permission: "granted_view", subject }, consistency);
     const partial: AccessPath[] = [];
-    for (const part of [granted, view.allowed ? view : inTree]) {
-      if (part.allowed && part.trace) partial.push(...satisfiedPaths(part.trace, subject));
+    for (const part of [granted, lesser, view.allowed ? view : inTree]) {
+      if (part?.allowed && part.trace) partial.push(...satisfiedPaths(part.trace, subject));
     }
     const standing = analyze.allowed ? "ANALYZE" : view.allowed ? "only VIEW" : inTree.allowed ? "access only from a child workspace" : "no permission";
     const missing: string[] = [];
