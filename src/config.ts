@@ -94,12 +94,19 @@ const ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** Reads and validates the environment (and the --demo flag); throws ConfigError listing every problem. */
 export function loadConfig(env: Record<string, string | undefined> = process.env, argv: readonly string[] = []): Config {
-  const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)));
+  const raw: Record<string, string> = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  const problems: string[] = [];
+  let parsed = envSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".") || "environment"}: ${i.message}`));
+    // Report these, then check the rest with defaults in their place, so that every problem is listed at once.
+    for (const issue of parsed.error.issues) {
+      problems.push(`${issue.path.join(".") || "environment"}: ${issue.message}`);
+      delete raw[String(issue.path[0])];
+    }
+    parsed = envSchema.safeParse(raw);
+    if (!parsed.success) throw new ConfigError(problems);
   }
   const e = parsed.data;
-  const problems: string[] = [];
 
   const [host, portText] = splitHostPort(e.SHAREGRAPH_ADDR);
   const port = Number(portText);

@@ -115,7 +115,7 @@ describe("loadConfig", () => {
   // without a port) makes loadConfig throw before the cross-variable checks
   // run, so the API-key and SpiceDB problems are reported only on the next
   // start. Remove `.fails` once loadConfig collects both kinds together.
-  it.fails("lists schema problems and cross-variable problems together", () => {
+  it("lists schema problems and cross-variable problems together", () => {
     const problems = problemsOf({ SHAREGRAPH_ADDR: "localhost", SHAREGRAPH_API_KEYS: "short:admin", SPICEDB_TOKEN: "orphan" });
     expect(problems).toEqual([
       "SHAREGRAPH_ADDR: expected host:port, e.g. 127.0.0.1:8080",

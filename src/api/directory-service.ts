@@ -54,6 +54,13 @@ const toEntity = (e: EntityRow & { member_count?: number }) => ({
   memberCount: e.member_count ?? 0,
 });
 
+/** Optional, unlike other names. */
+function displayName(value: string): string {
+  const name = value.trim();
+  if (name.length > 200) throw invalid("display_name", "at most 200 characters");
+  return name;
+}
+
 function level(value: WorkspaceLevel): WorkspaceLevelName {
   const name = LEVELS[value];
   if (!name) throw invalid("level", "one of WORKSPACE_LEVEL_VIEW, WORKSPACE_LEVEL_ANALYZE, WORKSPACE_LEVEL_MANAGE is required");
@@ -68,7 +75,7 @@ export function directoryService(directory: Directory, maxPageSize: number): Ser
       const c = await directory.createUser(actor(req.actor), {
         id: optionalId("user_id", req.userId),
         email: req.email,
-        displayName: req.displayName.trim(),
+        displayName: displayName(req.displayName),
       });
       return { user: toUser(c.value), ...token(c) };
     },

@@ -24,7 +24,8 @@ export class DualProtocolServer {
   constructor(handler: Handler) {
     this.#h2 = http2.createServer({}, handler);
     this.#h1 = http.createServer(handler);
-    this.#tcp = net.createServer((socket) => this.#route(socket));
+    // Without TCP_NODELAY every small gRPC response waits ~40 ms for the client's delayed ACK (Nagle).
+    this.#tcp = net.createServer({ noDelay: true }, (socket) => this.#route(socket));
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {

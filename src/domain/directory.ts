@@ -73,6 +73,12 @@ export class Directory {
     await this.deps.authz.require(actor, "manage", PLATFORM, "delete users");
     return this.change(async (tx, rels) => {
       if (!(await tx.users.get(id))) throw notFound(`user ${id}`);
+      if ((await tx.users.listPlatformAdmins()).includes(id)) {
+        throw refused(`user ${id} is a platform admin (SHAREGRAPH_PLATFORM_ADMINS); remove them from that list first`, "PLATFORM_ADMIN");
+      }
+      for (const membership of await tx.organizations.organizationsOf(id)) {
+        if (membership.admin) await this.#keepAnAdmin(tx, membership.organization_id, id);
+      }
       this.#removed(rels, await tx.cascadeDelete("users", [id]));
     });
   }

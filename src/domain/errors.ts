@@ -28,7 +28,9 @@ export class DomainError extends Error {
 export const invalid = (field: string, problem: string): DomainError =>
   new DomainError("invalid_argument", `${field}: ${problem}`, "INVALID_FIELD");
 
-export const notFound = (what: string): DomainError => new DomainError("not_found", `${what} does not exist`, "NOT_FOUND");
+/** "<what> does not exist", and optionally what to do about it. */
+export const notFound = (what: string, hint = ""): DomainError =>
+  new DomainError("not_found", `${what} does not exist${hint ? `; ${hint}` : ""}`, "NOT_FOUND");
 
 export const alreadyExists = (message: string, reason = "ALREADY_EXISTS"): DomainError =>
   new DomainError("already_exists", message, reason);

@@ -123,8 +123,8 @@ export class Sharing {
     const existing = await this.deps.store.read.grants.find(grantResource(item), grantSubject(grantee));
     if (!existing) {
       const inherited = await this.#inherited(item, grantee);
-      const hint = inherited ? `; their ${inherited.role} role is inherited from folder ${inherited.from.id} ("${inherited.from.name}"), change it there` : "";
-      throw notFound(`a direct grant for ${who(grantee)} on ${describe(item)}${hint}`);
+      const hint = inherited ? `their ${inherited.role} role is inherited from folder ${inherited.from.id} ("${inherited.from.name}"); change it there` : "";
+      throw notFound(`a direct grant for ${who(grantee)} on ${describe(item)}`, hint);
     }
     const can = await this.#actorCan(actor, item);
     const ceiling = shareCeiling(can);

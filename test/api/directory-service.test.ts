@@ -59,6 +59,15 @@ describe.each<ClientKind>(["connect", "grpc-js"])("DirectoryService over %s", (k
   }
   const ws = (name: string) => ({ type: "workspace", id: name });
 
+  /** Many questions at once (CheckBulkPermissions), answered in order. */
+  async function allowedEach(items: Array<[{ type: string; id: string }, string, { type: string; id: string; relation: string }]>, token: string) {
+    const r = await c.permission.checkBulkPermissions({
+      items: items.map(([resource, permission, subject]) => ({ resource, permission, subject })),
+      consistency: fresh(token),
+    });
+    return r.results.map((x) => x.allowed);
+  }
+
   async function newUser(name: string, displayName = name): Promise<string> {
     await c.directory.createUser({ actor: PLATFORM_ADMIN, userId: name, email: `${name}@acme.example`, displayName });
     return name;
@@ -541,10 +550,10 @@ describe.each<ClientKind>(["connect", "grpc-js"])("DirectoryService over %s", (k
       await set(bob, WorkspaceLevel.VIEW);
       await set(carol, WorkspaceLevel.ANALYZE);
       const { consistencyToken: token } = await set(dave, WorkspaceLevel.MANAGE);
+      const permissions = ["view", "analyze", "manage"];
       const levels = async (subject: string, workspace: string) => {
-        const out: string[] = [];
-        for (const permission of ["view", "analyze", "manage"]) if (await allowed(ws(workspace), permission, user(subject), token)) out.push(permission);
-        return out;
+        const answers = await allowedEach(permissions.map((permission) => [ws(workspace), permission, user(subject)]), token);
+        return permissions.filter((_, i) => answers[i]);
       };
       for (const workspace of [emea, sales]) {
         expect(await levels(bob, workspace)).toEqual(["view"]);
@@ -757,6 +766,25 @@ describe.each<ClientKind>(["connect", "grpc-js"])("DirectoryService over %s", (k
   });
 
   describe("deletion cascades", () => {
+    it("DeleteUser refuses to delete a platform admin, or an organization's last admin", async () => {
+      await refusal(c.directory.deleteUser({ actor: PLATFORM_ADMIN, userId: PLATFORM_ADMIN }), Code.FailedPrecondition, /is a platform admin \(SHAREGRAPH_PLATFORM_ADMINS\)/);
+      const solo = await newUser(id("solo-admin"));
+      const soloOrg = id("solo-org");
+      await c.directory.createOrganization({ actor: PLATFORM_ADMIN, organizationId: soloOrg, name: "Solo", adminUserIds: [solo] });
+      await refusal(c.directory.deleteUser({ actor: PLATFORM_ADMIN, userId: solo }), Code.FailedPrecondition, new RegExp(`^user ${solo} is the last admin of organization ${soloOrg}`));
+      await c.directory.addOrganizationMember({ actor: solo, organizationId: soloOrg, userId: bob, admin: true });
+      await c.directory.deleteUser({ actor: PLATFORM_ADMIN, userId: solo });
+      await refusal(c.directory.getUser({ userId: solo }), Code.NotFound, new RegExp(`^user ${solo} does not exist`));
+    });
+
+    it("CreateUser refuses a display name over 200 characters", async () => {
+      await refusal(
+        c.directory.createUser({ actor: PLATFORM_ADMIN, userId: id("longname"), email: `${id("longname")}@acme.example`, displayName: "x".repeat(201) }),
+        Code.InvalidArgument,
+        /^display_name: at most 200 characters/,
+      );
+    });
+
     it("DeleteUser removes every membership and grant that names the user", async () => {
       const gone = await newUser(id("leaver"));
       const [team, wsA, wsB, wsC, ent] = [id("g-leaver"), id("ws-leaver-a"), id("ws-leaver-b"), id("ws-leaver-c"), id("ent-leaver")];
@@ -779,11 +807,12 @@ describe.each<ClientKind>(["connect", "grpc-js"])("DirectoryService over %s", (k
         [ws(wsC), "eligible"],
         [acme, "view_insights"],
       ];
-      for (const [resource, permission] of questions) expect(await allowed(resource, permission, user(gone), before.consistencyToken), `${resource.id}#${permission}`).toBe(true);
+      const ask = (token: string) => allowedEach(questions.map(([resource, permission]) => [resource, permission, user(gone)]), token);
+      expect(await ask(before.consistencyToken)).toEqual(questions.map(() => true));
 
       await refusal(c.directory.deleteUser({ actor: ann, userId: gone }), Code.PermissionDenied, new RegExp(`^user ${ann} may not delete users`));
       const deleted = await c.directory.deleteUser({ actor: PLATFORM_ADMIN, userId: gone });
-      for (const [resource, permission] of questions) expect(await allowed(resource, permission, user(gone), deleted.consistencyToken), `${resource.id}#${permission}`).toBe(false);
+      expect(await ask(deleted.consistencyToken)).toEqual(questions.map(() => false));
       // Others keep what they had through the same group.
       expect(await allowed(ws(wsC), "view", user(bob), deleted.consistencyToken)).toBe(true);
 
@@ -822,13 +851,18 @@ describe.each<ClientKind>(["connect", "grpc-js"])("DirectoryService over %s", (k
 
       await refusal(c.directory.deleteOrganization({ actor: boss, organizationId: wayne }), Code.PermissionDenied, /may not delete organizations/);
       const deleted = await c.directory.deleteOrganization({ actor: PLATFORM_ADMIN, organizationId: wayne });
-      const token = deleted.consistencyToken;
-      expect(await allowed(ws(id("ws-wayne-kid")), "view", user(staff), token)).toBe(false);
-      expect(await allowed(ws(id("ws-wayne-kid")), "view", user(outsider), token)).toBe(false);
-      expect(await allowed(ws(id("ws-wayne")), "eligible", user(outsider), token)).toBe(false);
-      expect(await allowed(ws(id("ws-wayne")), "manage", user(boss), token)).toBe(false);
-      expect(await allowed({ type: "organization", id: wayne }, "channel_partner_member", user(staff), token)).toBe(false);
-      expect(await allowed({ type: "organization", id: wayne }, "manage", user(PLATFORM_ADMIN), token)).toBe(false);
+      const after = await allowedEach(
+        [
+          [ws(id("ws-wayne-kid")), "view", user(staff)],
+          [ws(id("ws-wayne-kid")), "view", user(outsider)],
+          [ws(id("ws-wayne")), "eligible", user(outsider)],
+          [ws(id("ws-wayne")), "manage", user(boss)],
+          [{ type: "organization", id: wayne }, "channel_partner_member", user(staff)],
+          [{ type: "organization", id: wayne }, "manage", user(PLATFORM_ADMIN)],
+        ],
+        deleted.consistencyToken,
+      );
+      expect(after).toEqual([false, false, false, false, false, false]);
 
       await refusal(c.directory.getOrganization({ organizationId: wayne }), Code.NotFound, new RegExp(`^organization ${wayne} does not exist`));
       await refusal(c.directory.getWorkspace({ workspaceId: id("ws-wayne-kid") }), Code.NotFound, /does not exist/);

@@ -4,7 +4,6 @@ import { Code, ConnectError, createClient, type Transport } from "@connectrpc/co
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../src/gen/health/v1/health_pb.js";
-import { AdminService } from "../../src/gen/sharegraph/v1/admin_service_pb.js";
 import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import { PermissionService } from "../../src/gen/sharegraph/v1/permission_service_pb.js";
 import { grpcJsClient } from "../support/grpc-js-client.js";
