@@ -6,6 +6,7 @@ import { adminService } from "./api/admin-service.js";
 import { contentService } from "./api/content-service.js";
 import { ApiKeys, authInterceptor, localApiKeys } from "./api/auth.js";
 import { directoryService } from "./api/directory-service.js";
+import { partnerService } from "./api/partner-service.js";
 import { HealthStatus, healthService } from "./api/health.js";
 import { observeInterceptor, rpcMetrics } from "./api/observe.js";
 import { permissionService } from "./api/permission-service.js";
@@ -15,8 +16,11 @@ import type { ApiKey, Config } from "./config.js";
 import { Authorizer } from "./domain/authorizer.js";
 import { ContentCatalog } from "./domain/content.js";
 import { Directory } from "./domain/directory.js";
+import { EmailDomains } from "./domain/email-domains.js";
 import { Explainer } from "./domain/explain.js";
 import { IndexMaintenance } from "./domain/index-maintenance.js";
+import { NotificationLog } from "./domain/notification-log.js";
+import { Partners } from "./domain/partners.js";
 import { Permissions } from "./domain/permissions.js";
 import { Sharing } from "./domain/sharing.js";
 import { createEmbeddedEngine } from "./engine/embedded.js";
@@ -24,6 +28,7 @@ import type { Engine } from "./engine/engine.js";
 import { createRemoteEngine } from "./engine/remote.js";
 import { describeSchema, loadSchemaText } from "./engine/schema.js";
 import { createLogger, type Logger } from "./logger.js";
+import { NotificationDispatcher, smtpSender } from "./notify/dispatcher.js";
 import type { DatabaseTarget } from "./store/connect.js";
 import { Store } from "./store/store.js";
 import { OutboxApplier } from "./sync/applier.js";
@@ -43,6 +48,7 @@ export interface AppOverrides {
   readonly engine?: () => Promise<Engine>;
 }
 
+
 /** The domain objects, for the demo loader and tests that drive the domain directly. */
 export interface Domain {
   readonly store: Store;
@@ -52,6 +58,9 @@ export interface Domain {
   readonly explainer: Explainer;
   readonly catalog: ContentCatalog;
   readonly sharing: Sharing;
+  readonly partners: Partners;
+  readonly notifications: NotificationLog;
+  readonly dispatcher: NotificationDispatcher | undefined;
   readonly index: IndexMaintenance;
   readonly applier: OutboxApplier;
 }
@@ -128,8 +137,18 @@ export class App {
     const explainer = new Explainer({ store, engine, tokens });
     const catalog = new ContentCatalog({ store, engine, writer, authz, tokens });
     const sharing = new Sharing({ store, engine, writer, tokens, catalog });
+    const partners = new Partners({
+      store,
+      writer,
+      authz,
+      emailDomains: new EmailDomains(config.partners.extraPublicDomains),
+      invitationTtlMs: config.partners.invitationTtlDays * 86_400_000,
+      acceptUrl: config.partners.acceptUrl,
+    });
+    const notifications = new NotificationLog(store);
+    const dispatcher = this.#createDispatcher(store);
     const index = new IndexMaintenance(store, engine, applier, tokens, schema);
-    this.domain = { store, engine, directory, permissions, explainer, catalog, sharing, index, applier };
+    this.domain = { store, engine, directory, permissions, explainer, catalog, sharing, partners, notifications, dispatcher, index, applier };
 
     if (engine.kind === "embedded") {
       const written = await index.rebuildEmpty();
@@ -139,9 +158,28 @@ export class App {
     }
     await directory.syncPlatformAdmins(config.platformAdmins);
     applier.startBackground();
+    dispatcher?.start();
 
     this.apiKeys = config.apiKeys ? { keys: config.apiKeys, created: false } : localApiKeys(config.dataDir);
     if (this.apiKeys.created) log.warn({ file: this.apiKeys.file }, "generated API keys (admin and check); read them from this file");
+  }
+
+  /** Notifications are always recorded; they are sent only with SMTP_URL. */
+  #createDispatcher(store: Store): NotificationDispatcher | undefined {
+    const settings = this.config.notifications;
+    if (!settings.smtpUrl) return undefined;
+    const smtp = smtpSender(settings.smtpUrl);
+    const dispatcher = new NotificationDispatcher(store, smtp.send, this.log.child({ component: "notify" }), {
+      from: settings.from,
+      pollMs: settings.pollMs,
+      maxAttempts: settings.maxAttempts,
+      maxBackoffMs: settings.maxBackoffMs,
+    });
+    this.#onClose("notification dispatcher", async () => {
+      await dispatcher.stop();
+      smtp.close();
+    });
+    return dispatcher;
   }
 
   async #createEngine(): Promise<Engine> {
@@ -154,13 +192,14 @@ export class App {
   async start(): Promise<{ host: string; port: number }> {
     const metrics = rpcMetrics(this.metrics);
     collectDefaultMetrics({ register: this.metrics });
-    const { directory, permissions, explainer, catalog, sharing, index } = this.domain;
+    const { directory, permissions, explainer, catalog, sharing, partners, notifications, index } = this.domain;
     const handler = connectNodeAdapter({
       routes: routes({
         permission: permissionService(permissions, explainer),
         directory: directoryService(directory, this.config.limits.maxListPageSize),
         content: contentService(catalog, sharing),
-        admin: adminService(index),
+        partner: partnerService(partners),
+        admin: adminService(index, notifications, this.config.limits.maxListPageSize),
         health: healthService(this.health),
       }),
       interceptors: [observeInterceptor(this.log.child({ component: "api" }), metrics), authInterceptor(new ApiKeys(this.apiKeys.keys))],

@@ -44,6 +44,21 @@ export interface Config {
     readonly maxLookupPageSize: number;
     readonly maxListPageSize: number;
   };
+  readonly partners: {
+    readonly invitationTtlDays: number;
+    /** "{token}" is replaced by the invitation token; undefined: mails carry the token alone. */
+    readonly acceptUrl: string | undefined;
+    /** More domains treated as public (free mail), beyond the built-in list. */
+    readonly extraPublicDomains: readonly string[];
+  };
+  readonly notifications: {
+    /** undefined: notifications are recorded and listable but not sent. */
+    readonly smtpUrl: string | undefined;
+    readonly from: string;
+    readonly pollMs: number;
+    readonly maxAttempts: number;
+    readonly maxBackoffMs: number;
+  };
   readonly demo: boolean;
 }
 
@@ -81,6 +96,20 @@ const envSchema = z.object({
   MAX_LOOKUP_PAGE_SIZE: positiveInt(10_000),
   MAX_LIST_PAGE_SIZE: positiveInt(1_000),
   SHAREGRAPH_DEMO: boolean.default(false),
+  INVITATION_TTL_DAYS: positiveInt(14),
+  INVITATION_ACCEPT_URL: z
+    .string()
+    .optional()
+    .refine((v) => !v || (/^https?:\/\//.test(v) && v.includes("{token}")), "expected an http(s) URL containing {token}"),
+  FREE_EMAIL_DOMAINS: z.string().default(""),
+  SMTP_URL: z
+    .string()
+    .optional()
+    .refine((v) => !v || /^smtps?:\/\//.test(v), "expected smtp://[user:pass@]host:port or smtps://…"),
+  SMTP_FROM: z.string().min(3).default("sharegraph <no-reply@sharegraph.invalid>"),
+  NOTIFY_POLL_MS: positiveInt(1_000),
+  NOTIFY_MAX_ATTEMPTS: positiveInt(10),
+  NOTIFY_MAX_BACKOFF_MS: positiveInt(300_000),
 });
 
 export class ConfigError extends Error {
@@ -176,6 +205,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBulkItems: e.MAX_BULK_CHECK_ITEMS,
       maxLookupPageSize: e.MAX_LOOKUP_PAGE_SIZE,
       maxListPageSize: e.MAX_LIST_PAGE_SIZE,
+    },
+    partners: {
+      invitationTtlDays: e.INVITATION_TTL_DAYS,
+      acceptUrl: e.INVITATION_ACCEPT_URL || undefined,
+      extraPublicDomains: e.FREE_EMAIL_DOMAINS.split(",").map((d) => d.trim().toLowerCase()).filter(Boolean),
+    },
+    notifications: {
+      smtpUrl: e.SMTP_URL || undefined,
+      from: e.SMTP_FROM,
+      pollMs: e.NOTIFY_POLL_MS,
+      maxAttempts: e.NOTIFY_MAX_ATTEMPTS,
+      maxBackoffMs: e.NOTIFY_MAX_BACKOFF_MS,
     },
     demo: e.SHAREGRAPH_DEMO || argv.includes("--demo"),
   } satisfies Config);

@@ -22,7 +22,7 @@ export async function loadDemo(domain: Domain, log: Logger, admin = "admin"): Pr
   for (const [id, email, displayName] of users) await directory.createUser(admin, { id, email, displayName });
 
   await directory.createOrganization(admin, { id: "acme", name: "Acme Corp", channelPartner: false, adminUserIds: ["alice"] });
-  for (const id of ["bob", "carol", "dave"]) await directory.addOrganizationMember("alice", "acme", id, false);
+  for (const id of ["bob", "carol", "dave"]) await directory.addOrganizationMember("alice", "acme", { userId: id }, false);
   await directory.createGroup("alice", "acme", { id: "analysts", name: "Analysts" });
   await directory.addGroupMember("alice", "analysts", { kind: "user", id: "carol" });
   await directory.createGroup("alice", "acme", { id: "emea-analysts", name: "EMEA analysts" });

@@ -30,8 +30,25 @@ describe("loadConfig", () => {
       logLevel: "info",
       outbox: { applyTimeoutMs: 5_000, pollMs: 1_000, maxBackoffMs: 30_000, retentionHours: 168 },
       limits: { maxBulkItems: 1_000, maxLookupPageSize: 10_000, maxListPageSize: 1_000 },
+      partners: { invitationTtlDays: 14, acceptUrl: undefined, extraPublicDomains: [] },
+      notifications: { smtpUrl: undefined, from: "sharegraph <no-reply@sharegraph.invalid>", pollMs: 1_000, maxAttempts: 10, maxBackoffMs: 300_000 },
       demo: false,
     } satisfies Config);
+  });
+
+  it("reads partner and notification settings, refusing a malformed SMTP URL or accept URL", () => {
+    const config = loadConfig({
+      SMTP_URL: "smtp://user:pass@mail.example:2525",
+      SMTP_FROM: "BI <bi@example.com>",
+      INVITATION_TTL_DAYS: "3",
+      INVITATION_ACCEPT_URL: "https://bi.example.com/accept?token={token}",
+      FREE_EMAIL_DOMAINS: " Example.org , mail.test ",
+    });
+    expect(config.notifications.smtpUrl).toBe("smtp://user:pass@mail.example:2525");
+    expect(config.partners).toEqual({ invitationTtlDays: 3, acceptUrl: "https://bi.example.com/accept?token={token}", extraPublicDomains: ["example.org", "mail.test"] });
+    expect(() => loadConfig({ SMTP_URL: "mail.example:25", INVITATION_ACCEPT_URL: "https://bi.example.com/accept" })).toThrow(
+      /SMTP_URL: expected smtp:\/\/[\s\S]*INVITATION_ACCEPT_URL: expected an http\(s\) URL containing \{token\}/,
+    );
   });
 
   it("ignores unset (undefined) variables and variables it does not know", () => {

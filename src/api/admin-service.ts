@@ -1,10 +1,12 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { IndexMaintenance } from "../domain/index-maintenance.js";
+import type { NotificationLog } from "../domain/notification-log.js";
 import type { AdminService } from "../gen/sharegraph/v1/admin_service_pb.js";
+import { nextPageToken, page, timestamp } from "./parse.js";
 
 const EXAMPLES = 20;
 
-export function adminService(index: IndexMaintenance): ServiceImpl<typeof AdminService> {
+export function adminService(index: IndexMaintenance, notifications: NotificationLog, maxPageSize: number): ServiceImpl<typeof AdminService> {
   return {
     async reconcile(req) {
       const r = await index.reconcile(req.dryRun);
@@ -29,6 +31,24 @@ export function adminService(index: IndexMaintenance): ServiceImpl<typeof AdminS
         lastAppliedBatch: BigInt(s.lastApplied),
         lastError: s.oldestPendingError ?? "",
         attempts: s.oldestPendingAttempts,
+      };
+    },
+    async listNotifications(req) {
+      const result = await notifications.list({ recipient: req.recipient.trim(), status: req.status.trim() }, page(req.page, maxPageSize));
+      return {
+        notifications: result.items.map((n) => ({
+          id: String(n.id),
+          kind: n.kind,
+          recipient: n.recipient,
+          subject: n.subject,
+          body: n.body,
+          status: n.status,
+          attempts: n.attempts,
+          lastError: n.last_error ?? "",
+          createdAt: timestamp(n.created_at),
+          sentAt: timestamp(n.sent_at),
+        })),
+        nextPageToken: nextPageToken(result.next),
       };
     },
   };

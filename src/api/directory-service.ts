@@ -121,7 +121,7 @@ export function directoryService(directory: Directory, maxPageSize: number): Ser
       const c = await directory.addOrganizationMember(
         actor(req.actor),
         requireId("organization_id", req.organizationId),
-        requireId("user_id", req.userId),
+        { userId: optionalId("user_id", req.userId), email: req.email.trim() || undefined, displayName: displayName(req.displayName) },
         req.admin,
       );
       const user = await directory.getUser(c.value.user_id);

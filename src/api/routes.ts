@@ -3,6 +3,7 @@ import { Health } from "../gen/health/v1/health_pb.js";
 import { AdminService } from "../gen/sharegraph/v1/admin_service_pb.js";
 import { ContentService } from "../gen/sharegraph/v1/content_service_pb.js";
 import { DirectoryService } from "../gen/sharegraph/v1/directory_service_pb.js";
+import { PartnerService } from "../gen/sharegraph/v1/partner_service_pb.js";
 import { PermissionService } from "../gen/sharegraph/v1/permission_service_pb.js";
 import { reflectionRoutes } from "./reflection.js";
 
@@ -10,12 +11,13 @@ export interface Services {
   readonly permission: ServiceImpl<typeof PermissionService>;
   readonly directory: ServiceImpl<typeof DirectoryService>;
   readonly content: ServiceImpl<typeof ContentService>;
+  readonly partner: ServiceImpl<typeof PartnerService>;
   readonly admin: ServiceImpl<typeof AdminService>;
   readonly health: ServiceImpl<typeof Health>;
 }
 
 /** Every service sharegraph serves, by name (health status and reflection list them). */
-export const SERVED = [PermissionService, DirectoryService, ContentService, AdminService] as const;
+export const SERVED = [PermissionService, DirectoryService, ContentService, PartnerService, AdminService] as const;
 
 /** The routes, separate from the server that listens (connect-es style). */
 export function routes(services: Services): (router: ConnectRouter) => void {
@@ -23,6 +25,7 @@ export function routes(services: Services): (router: ConnectRouter) => void {
     router.service(PermissionService, services.permission);
     router.service(DirectoryService, services.directory);
     router.service(ContentService, services.content);
+    router.service(PartnerService, services.partner);
     router.service(AdminService, services.admin);
     router.service(Health, services.health);
     reflectionRoutes([...SERVED, Health])(router);

@@ -13,7 +13,7 @@ import type { Committed, ChangeWriter } from "../sync/writer.js";
 import type { Authorizer } from "./authorizer.js";
 import { creating } from "./creating.js";
 import { normalizeEmail } from "./email.js";
-import { alreadyExists, notFound, refused } from "./errors.js";
+import { alreadyExists, invalid, notFound, refused } from "./errors.js";
 import { PLATFORM_ID, deriveChanged, deriveRemoved, deriveRow } from "./graph.js";
 
 /** A user, or a group standing for its members. */
@@ -154,10 +154,22 @@ export class Directory {
     });
   }
 
-  async addOrganizationMember(actor: string, organizationId: string, userId: string, admin: boolean): Promise<Committed<OrganizationMemberRow>> {
+  /**
+   * Adds a user, or a person by email (their user is created when there is
+   * none: organization admins add their own team this way, R12).
+   */
+  async addOrganizationMember(
+    actor: string,
+    organizationId: string,
+    who: { userId?: string | undefined; email?: string | undefined; displayName?: string | undefined },
+    admin: boolean,
+  ): Promise<Committed<OrganizationMemberRow>> {
     await this.#requireOrganization(organizationId);
     await this.deps.authz.require(actor, "manage", org(organizationId), `manage members of organization ${organizationId}`);
-    return this.change(async (tx, rels) => {
+    const email = who.email ? normalizeEmail(who.email).address : undefined;
+    if (!email && !who.userId) throw invalid("user_id", "give user_id, or email to add a person by email");
+    return creating(this.deps.writer, `user ${who.userId ?? ""} or email ${email ?? ""}`, async (tx, rels) => {
+      const userId = email ? (await this.#userByEmail(tx, email, who.userId, who.displayName ?? "")).id : who.userId!;
       await this.#requireUsers(tx, [userId]);
       await tx.organizations.getForUpdate(organizationId);
       const { before, after } = await tx.organizations.upsertMember(organizationId, userId, admin);
@@ -165,6 +177,16 @@ export class Directory {
       rels.replace(before ? deriveRow("organization_members", before) : [], deriveRow("organization_members", after));
       return after;
     });
+  }
+
+  /** The user with this email, or a new one (with `userId` if given). */
+  async #userByEmail(tx: Repositories, email: string, userId: string | undefined, displayName: string): Promise<UserRow> {
+    const existing = await tx.users.getByEmail(email);
+    if (existing) {
+      if (userId && userId !== existing.id) throw refused(`email ${email} belongs to user ${existing.id}, not ${userId}`, "EMAIL_OF_OTHER_USER");
+      return existing;
+    }
+    return this.#insertUser(tx, userId || randomUUID(), email, displayName);
   }
 
   async removeOrganizationMember(actor: string, organizationId: string, userId: string): Promise<Committed<void>> {

@@ -83,6 +83,15 @@ export const derive: Derivations = {
     if (r.organization_id !== null) return [rel(resource.type, resource.id, r.role, "organization", r.organization_id, "member")];
     return [];
   },
+  partnerships: (r) => [
+    rel("partnership", r.id, "owner", "organization", r.owner_organization_id),
+    rel("partnership", r.id, "partner", "organization", r.partner_organization_id),
+  ],
+  partner_shares: (r) => [rel(r.kind, r.content_id, "partner_share", "partnership", r.partnership_id)],
+  partner_invitations: () => [],
+  partner_invitation_items: () => [],
+  partner_domain_claims: () => [],
+  notifications: () => [],
   outbox: () => [],
 };
 
@@ -101,11 +110,14 @@ export function deriveChanged(changed: readonly ChangedRow[]): { before: Relatio
   };
 }
 
+/** Tables whose rows imply no relationship: not read at all by rebuild. */
+const NO_RELATIONSHIPS = new Set<TableName>(["users", "outbox", "partner_invitations", "partner_invitation_items", "partner_domain_claims", "notifications"]);
+
 /** Every relationship the store implies (rebuild, reconcile). */
 export async function deriveAll(tx: Repositories): Promise<Relationship[]> {
   const all: Relationship[] = [];
   for (const table of Object.keys(derive) as TableName[]) {
-    if (table === "outbox" || table === "users") continue;
+    if (NO_RELATIONSHIPS.has(table)) continue;
     for (const row of await tx.all(table)) all.push(...deriveRow(table, row));
   }
   return all;

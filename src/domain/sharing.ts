@@ -181,6 +181,18 @@ export class Sharing {
         });
       }
     }
+    if (item.kind === "content") {
+      for (const share of await read.partners.sharesOf(item.row.id)) {
+        entries.push({
+          grantee: { kind: "organization", id: share.partner_organization_id },
+          role: "viewer",
+          source: "partner",
+          sourceObject: { type: "partnership", id: share.partnership_id },
+          sourceName: share.partner_name,
+          grantedBy: null,
+        });
+      }
+    }
     const workspaces = await read.workspaces.ancestry(item.row.workspace_id);
     const native = workspaces[0];
     if (native) {

@@ -36,6 +36,19 @@ export const REFERENCES: ReadonlyArray<Reference> = [
   { table: "grants", column: "group_id", parent: "groups" },
   { table: "grants", column: "organization_id", parent: "organizations" },
   { table: "grants", column: "granted_by", parent: "users", onDelete: "set null" },
+  { table: "partnerships", column: "owner_organization_id", parent: "organizations" },
+  { table: "partnerships", column: "partner_organization_id", parent: "organizations" },
+  { table: "partner_shares", column: "partnership_id", parent: "partnerships" },
+  { table: "partner_shares", column: "content_id", parent: "content" },
+  { table: "partner_invitations", column: "owner_organization_id", parent: "organizations" },
+  { table: "partner_invitations", column: "invited_by", parent: "users", onDelete: "set null" },
+  { table: "partner_invitations", column: "accepted_by", parent: "users", onDelete: "set null" },
+  { table: "partner_invitations", column: "partner_organization_id", parent: "organizations", onDelete: "set null" },
+  { table: "partner_invitation_items", column: "invitation_id", parent: "partner_invitations" },
+  { table: "partner_invitation_items", column: "content_id", parent: "content" },
+  { table: "partner_domain_claims", column: "owner_organization_id", parent: "organizations" },
+  { table: "partner_domain_claims", column: "invitation_id", parent: "partner_invitations" },
+  { table: "partner_domain_claims", column: "partnership_id", parent: "partnerships" },
 ];
 
 export interface Reference {

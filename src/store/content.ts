@@ -75,8 +75,9 @@ export class ContentRepo {
   }
 
   /**
-   * R4 / GoodData's PRIVATE tab: content whose grant holders — direct, or
-   * inherited from any ancestor folder — are exactly one: this user.
+   * R4 / GoodData's PRIVATE tab: content whose grant holders — direct,
+   * inherited from any ancestor folder, or partner organizations — are
+   * exactly one: this user.
    */
   async privateTo(userId: string, workspaceId?: string, kinds?: readonly ContentKind[]): Promise<ContentRow[]> {
     const result = await sql<ContentRow>`
@@ -91,6 +92,9 @@ export class ContentRepo {
         select g.content_id, g.user_id from grants g where g.content_id is not null
         union all
         select chain.content_id, g.user_id from chain join grants g on g.folder_id = chain.folder_id
+        union all
+        -- shared with a partner organization: not private either
+        select s.content_id, null from partner_shares s
       )
       select c.* from content c
       where c.id in (select content_id from holders where user_id = ${userId})

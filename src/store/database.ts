@@ -116,6 +116,69 @@ export interface GrantsTable {
   created_at: CreatedAt;
 }
 
+export interface PartnershipsTable {
+  id: string;
+  owner_organization_id: string;
+  partner_organization_id: string;
+  created_at: CreatedAt;
+}
+
+export type PartnerShareKind = "report" | "board";
+
+export interface PartnerSharesTable {
+  partnership_id: string;
+  content_id: string;
+  kind: PartnerShareKind;
+  created_at: CreatedAt;
+}
+
+export type InvitationStatus = "pending" | "accepted" | "revoked" | "expired";
+
+export interface PartnerInvitationsTable {
+  id: string;
+  owner_organization_id: string;
+  email: string;
+  token_hash: string;
+  status: InvitationStatus;
+  invited_by: string | null;
+  expires_at: Date;
+  accepted_at: Date | null;
+  accepted_by: string | null;
+  partner_organization_id: string | null;
+  created_at: CreatedAt;
+}
+
+export interface PartnerInvitationItemsTable {
+  invitation_id: string;
+  content_id: string;
+}
+
+export interface PartnerDomainClaimsTable {
+  id: Generated<number>;
+  owner_organization_id: string;
+  claim_key: string;
+  email: string;
+  invitation_id: string | null;
+  partnership_id: string | null;
+  created_at: CreatedAt;
+}
+
+export type NotificationStatus = "pending" | "sent" | "failed";
+
+export interface NotificationsTable {
+  id: Generated<number>;
+  kind: string;
+  recipient: string;
+  subject: string;
+  body: string;
+  status: Generated<NotificationStatus>;
+  attempts: Generated<number>;
+  last_error: string | null;
+  next_attempt_at: Generated<Date>;
+  sent_at: Date | null;
+  created_at: CreatedAt;
+}
+
 /** One committed domain change's relationship updates, applied to SpiceDB in id order. */
 export interface OutboxTable {
   id: Generated<number>;
@@ -148,6 +211,12 @@ export interface Database {
   folders: FoldersTable;
   content: ContentTable;
   grants: GrantsTable;
+  partnerships: PartnershipsTable;
+  partner_shares: PartnerSharesTable;
+  partner_invitations: PartnerInvitationsTable;
+  partner_invitation_items: PartnerInvitationItemsTable;
+  partner_domain_claims: PartnerDomainClaimsTable;
+  notifications: NotificationsTable;
   outbox: OutboxTable;
 }
 

@@ -7,9 +7,11 @@ import { EntitiesRepo } from "./entities.js";
 import { GrantsRepo } from "./grants.js";
 import { translateStoreError } from "./errors.js";
 import { GroupsRepo } from "./groups.js";
+import { NotificationsRepo } from "./notifications.js";
 import { migrateToLatest, type MigrationReport } from "./migrate.js";
 import { OrganizationsRepo } from "./organizations.js";
 import { OutboxRepo } from "./outbox.js";
+import { PartnersRepo } from "./partners.js";
 import { UsersRepo } from "./users.js";
 import { WorkspacesRepo } from "./workspaces.js";
 
@@ -23,6 +25,8 @@ export class Repositories {
   readonly folders: FoldersRepo;
   readonly content: ContentRepo;
   readonly grants: GrantsRepo;
+  readonly partners: PartnersRepo;
+  readonly notifications: NotificationsRepo;
   readonly outbox: OutboxRepo;
 
   constructor(private readonly db: Kysely<Database>) {
@@ -34,6 +38,8 @@ export class Repositories {
     this.folders = new FoldersRepo(db);
     this.content = new ContentRepo(db);
     this.grants = new GrantsRepo(db);
+    this.partners = new PartnersRepo(db);
+    this.notifications = new NotificationsRepo(db);
     this.outbox = new OutboxRepo(db);
   }
 

@@ -1,6 +1,6 @@
 import type { Engine, Relationship, RelationshipUpdate } from "../engine/engine.js";
 import type { Repositories, Store } from "../store/store.js";
-import type { OutboxApplier } from "./applier.js";
+import { OutboxPendingError, type OutboxApplier } from "./applier.js";
 import { formatRelationship, parseRelationship } from "./relationship-text.js";
 
 /** Every relationship the rows of the store imply (the domain's derivation). */
@@ -37,13 +37,15 @@ export interface ReconcileOptions {
  */
 export async function reconcile(options: ReconcileOptions, dryRun: boolean): Promise<ReconcileReport> {
   const { store, engine, applier } = options;
-  const report = await store.transaction(async (tx) => {
+  const outcome = await store.transaction(async (tx): Promise<ReconcileReport | { blockedAt: number; through: number }> => {
     await tx.outbox.lockForApply();
     let through = 0;
     for (;;) {
       const step = await applier.applyPendingWithin(tx);
       through = step.through;
-      if (step.failed) throw new Error("SpiceDB rejected a pending outbox batch; see GetOutboxStatus");
+      // SpiceDB and the snapshot cannot be compared until that batch lands. Return rather
+      // than throw, so that the failure recorded on the batch commits (GetOutboxStatus shows it).
+      if (step.failed) return { blockedAt: through + 1, through };
       if (!step.more) break;
     }
     const expected = new Set((await options.derive(tx)).map(formatRelationship));
@@ -65,8 +67,12 @@ export async function reconcile(options: ReconcileOptions, dryRun: boolean): Pro
     }
     return { expected: expected.size, actual: actual.size, missing, extra, repaired: !dryRun, zed, through };
   }, "repeatable read");
-  applier.noteApplied(report.through, report.zed);
-  return report;
+  if ("blockedAt" in outcome) {
+    applier.noteApplied(outcome.through, "");
+    throw new OutboxPendingError(outcome.blockedAt);
+  }
+  applier.noteApplied(outcome.through, outcome.zed);
+  return outcome;
 }
 
 /**

@@ -6,6 +6,7 @@ import { loadConfig } from "../../src/config.js";
 import { AdminService } from "../../src/gen/sharegraph/v1/admin_service_pb.js";
 import { ContentService } from "../../src/gen/sharegraph/v1/content_service_pb.js";
 import { DirectoryService } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
+import { PartnerService } from "../../src/gen/sharegraph/v1/partner_service_pb.js";
 import { PermissionService } from "../../src/gen/sharegraph/v1/permission_service_pb.js";
 import { freshTarget } from "./database.js";
 import { grpcJsClient } from "./grpc-js-client.js";
@@ -19,6 +20,7 @@ export interface Clients {
   readonly permission: Client<typeof PermissionService>;
   readonly directory: Client<typeof DirectoryService>;
   readonly content: Client<typeof ContentService>;
+  readonly partner: Client<typeof PartnerService>;
   readonly admin: Client<typeof AdminService>;
 }
 
@@ -65,6 +67,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
           permission: createClient(PermissionService, transport),
           directory: createClient(DirectoryService, transport),
           content: createClient(ContentService, transport),
+          partner: createClient(PartnerService, transport),
           admin: createClient(AdminService, transport),
         };
       }
@@ -73,7 +76,10 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
         closers.push(close);
         return client;
       };
-      return { permission: make(PermissionService), directory: make(DirectoryService), content: make(ContentService), admin: make(AdminService) };
+      return { permission: make(PermissionService), directory: make(DirectoryService), content: make(ContentService),
+        partner: make(PartnerService),
+        admin: make(AdminService),
+      };
     },
     async stop() {
       for (const close of closers) close();

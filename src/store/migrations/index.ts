@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from "kysely";
 import * as m0001 from "./0001_directory_and_outbox.js";
 import * as m0002 from "./0002_content.js";
+import * as m0003 from "./0003_partners_and_notifications.js";
 
 /**
  * A static index rather than a folder scan: it survives bundling, and the
@@ -9,6 +10,7 @@ import * as m0002 from "./0002_content.js";
 const migrations: Record<string, Migration> = {
   "0001_directory_and_outbox": m0001,
   "0002_content": m0002,
+  "0003_partners_and_notifications": m0003,
 };
 
 export const migrationProvider: MigrationProvider = {

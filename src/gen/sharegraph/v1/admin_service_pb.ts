@@ -4,13 +4,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { PageRequest } from "./common_pb.js";
+import { file_sharegraph_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file sharegraph/v1/admin_service.proto.
  */
 export const file_sharegraph_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFzaGFyZWdyYXBoL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDXNoYXJlZ3JhcGgudjEiIwoQUmVjb25jaWxlUmVxdWVzdBIPCgdkcnlfcnVuGAEgASgIIr4BChFSZWNvbmNpbGVSZXNwb25zZRIeChZleHBlY3RlZF9yZWxhdGlvbnNoaXBzGAEgASgNEhwKFGFjdHVhbF9yZWxhdGlvbnNoaXBzGAIgASgNEg8KB21pc3NpbmcYAyABKA0SDQoFZXh0cmEYBCABKA0SGAoQbWlzc2luZ19leGFtcGxlcxgFIAMoCRIWCg5leHRyYV9leGFtcGxlcxgGIAMoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgHIAEoCSIQCg5SZWJ1aWxkUmVxdWVzdCJLCg9SZWJ1aWxkUmVzcG9uc2USHQoVcmVsYXRpb25zaGlwc193cml0dGVuGAEgASgNEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAIgASgJIhgKFkdldE91dGJveFN0YXR1c1JlcXVlc3QidAoXR2V0T3V0Ym94U3RhdHVzUmVzcG9uc2USFwoPcGVuZGluZ19iYXRjaGVzGAEgASgNEhoKEmxhc3RfYXBwbGllZF9iYXRjaBgCIAEoBBISCgpsYXN0X2Vycm9yGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNMooCCgxBZG1pblNlcnZpY2USTgoJUmVjb25jaWxlEh8uc2hhcmVncmFwaC52MS5SZWNvbmNpbGVSZXF1ZXN0GiAuc2hhcmVncmFwaC52MS5SZWNvbmNpbGVSZXNwb25zZRJICgdSZWJ1aWxkEh0uc2hhcmVncmFwaC52MS5SZWJ1aWxkUmVxdWVzdBoeLnNoYXJlZ3JhcGgudjEuUmVidWlsZFJlc3BvbnNlEmAKD0dldE91dGJveFN0YXR1cxIlLnNoYXJlZ3JhcGgudjEuR2V0T3V0Ym94U3RhdHVzUmVxdWVzdBomLnNoYXJlZ3JhcGgudjEuR2V0T3V0Ym94U3RhdHVzUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("CiFzaGFyZWdyYXBoL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDXNoYXJlZ3JhcGgudjEiIwoQUmVjb25jaWxlUmVxdWVzdBIPCgdkcnlfcnVuGAEgASgIIr4BChFSZWNvbmNpbGVSZXNwb25zZRIeChZleHBlY3RlZF9yZWxhdGlvbnNoaXBzGAEgASgNEhwKFGFjdHVhbF9yZWxhdGlvbnNoaXBzGAIgASgNEg8KB21pc3NpbmcYAyABKA0SDQoFZXh0cmEYBCABKA0SGAoQbWlzc2luZ19leGFtcGxlcxgFIAMoCRIWCg5leHRyYV9leGFtcGxlcxgGIAMoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgHIAEoCSIQCg5SZWJ1aWxkUmVxdWVzdCJLCg9SZWJ1aWxkUmVzcG9uc2USHQoVcmVsYXRpb25zaGlwc193cml0dGVuGAEgASgNEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAIgASgJIhgKFkdldE91dGJveFN0YXR1c1JlcXVlc3QidAoXR2V0T3V0Ym94U3RhdHVzUmVzcG9uc2USFwoPcGVuZGluZ19iYXRjaGVzGAEgASgNEhoKEmxhc3RfYXBwbGllZF9iYXRjaBgCIAEoBBISCgpsYXN0X2Vycm9yGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNImcKGExpc3ROb3RpZmljYXRpb25zUmVxdWVzdBIRCglyZWNpcGllbnQYASABKAkSDgoGc3RhdHVzGAIgASgJEigKBHBhZ2UYAyABKAsyGi5zaGFyZWdyYXBoLnYxLlBhZ2VSZXF1ZXN0IrUBCgxOb3RpZmljYXRpb24SCgoCaWQYASABKAkSDAoEa2luZBgCIAEoCRIRCglyZWNpcGllbnQYAyABKAkSDwoHc3ViamVjdBgEIAEoCRIMCgRib2R5GAUgASgJEg4KBnN0YXR1cxgGIAEoCRIQCghhdHRlbXB0cxgHIAEoDRISCgpsYXN0X2Vycm9yGAggASgJEhIKCmNyZWF0ZWRfYXQYCSABKAkSDwoHc2VudF9hdBgKIAEoCSJoChlMaXN0Tm90aWZpY2F0aW9uc1Jlc3BvbnNlEjIKDW5vdGlmaWNhdGlvbnMYASADKAsyGy5zaGFyZWdyYXBoLnYxLk5vdGlmaWNhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky8gIKDEFkbWluU2VydmljZRJOCglSZWNvbmNpbGUSHy5zaGFyZWdyYXBoLnYxLlJlY29uY2lsZVJlcXVlc3QaIC5zaGFyZWdyYXBoLnYxLlJlY29uY2lsZVJlc3BvbnNlEkgKB1JlYnVpbGQSHS5zaGFyZWdyYXBoLnYxLlJlYnVpbGRSZXF1ZXN0Gh4uc2hhcmVncmFwaC52MS5SZWJ1aWxkUmVzcG9uc2USYAoPR2V0T3V0Ym94U3RhdHVzEiUuc2hhcmVncmFwaC52MS5HZXRPdXRib3hTdGF0dXNSZXF1ZXN0GiYuc2hhcmVncmFwaC52MS5HZXRPdXRib3hTdGF0dXNSZXNwb25zZRJmChFMaXN0Tm90aWZpY2F0aW9ucxInLnNoYXJlZ3JhcGgudjEuTGlzdE5vdGlmaWNhdGlvbnNSZXF1ZXN0Giguc2hhcmVncmFwaC52MS5MaXN0Tm90aWZpY2F0aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_sharegraph_v1_common]);
 
 /**
  * @generated from message sharegraph.v1.ReconcileRequest
@@ -167,6 +169,125 @@ export const GetOutboxStatusResponseSchema: GenMessage<GetOutboxStatusResponse> 
   messageDesc(file_sharegraph_v1_admin_service, 5);
 
 /**
+ * @generated from message sharegraph.v1.ListNotificationsRequest
+ */
+export type ListNotificationsRequest = Message<"sharegraph.v1.ListNotificationsRequest"> & {
+  /**
+   * Optional filters.
+   *
+   * @generated from field: string recipient = 1;
+   */
+  recipient: string;
+
+  /**
+   * "pending", "sent", "failed" or "unsent" (no SMTP configured).
+   *
+   * @generated from field: string status = 2;
+   */
+  status: string;
+
+  /**
+   * @generated from field: sharegraph.v1.PageRequest page = 3;
+   */
+  page?: PageRequest | undefined;
+};
+
+/**
+ * Describes the message sharegraph.v1.ListNotificationsRequest.
+ * Use `create(ListNotificationsRequestSchema)` to create a new message.
+ */
+export const ListNotificationsRequestSchema: GenMessage<ListNotificationsRequest> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_admin_service, 6);
+
+/**
+ * @generated from message sharegraph.v1.Notification
+ */
+export type Notification = Message<"sharegraph.v1.Notification"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * e.g. "partner_invitation", "partner_invitation_accepted", "partner_removed".
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: string recipient = 3;
+   */
+  recipient: string;
+
+  /**
+   * @generated from field: string subject = 4;
+   */
+  subject: string;
+
+  /**
+   * @generated from field: string body = 5;
+   */
+  body: string;
+
+  /**
+   * @generated from field: string status = 6;
+   */
+  status: string;
+
+  /**
+   * @generated from field: uint32 attempts = 7;
+   */
+  attempts: number;
+
+  /**
+   * @generated from field: string last_error = 8;
+   */
+  lastError: string;
+
+  /**
+   * @generated from field: string created_at = 9;
+   */
+  createdAt: string;
+
+  /**
+   * @generated from field: string sent_at = 10;
+   */
+  sentAt: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.Notification.
+ * Use `create(NotificationSchema)` to create a new message.
+ */
+export const NotificationSchema: GenMessage<Notification> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_admin_service, 7);
+
+/**
+ * @generated from message sharegraph.v1.ListNotificationsResponse
+ */
+export type ListNotificationsResponse = Message<"sharegraph.v1.ListNotificationsResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated sharegraph.v1.Notification notifications = 1;
+   */
+  notifications: Notification[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.ListNotificationsResponse.
+ * Use `create(ListNotificationsResponseSchema)` to create a new message.
+ */
+export const ListNotificationsResponseSchema: GenMessage<ListNotificationsResponse> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_admin_service, 8);
+
+/**
  * Operating the permission index. Requires an `admin` API key.
  *
  * @generated from service sharegraph.v1.AdminService
@@ -204,6 +325,18 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof GetOutboxStatusRequestSchema;
     output: typeof GetOutboxStatusResponseSchema;
+  },
+  /**
+   * Notifications (partner invitations, acceptances, removals) with their
+   * delivery status. They are recorded with the change that caused them and
+   * sent by SMTP when SMTP_URL is set (R43).
+   *
+   * @generated from rpc sharegraph.v1.AdminService.ListNotifications
+   */
+  listNotifications: {
+    methodKind: "unary";
+    input: typeof ListNotificationsRequestSchema;
+    output: typeof ListNotificationsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sharegraph_v1_admin_service, 0);

@@ -1,0 +1,70 @@
+import type { NewRow } from "../store/database.js";
+
+/**
+ * The notifications partner changes produce (R43). They are recorded in the
+ * same transaction as the change, then sent by SMTP when configured.
+ */
+export type NotificationInput = NewRow<"notifications">;
+
+export interface SharedItem {
+  readonly kind: string;
+  readonly id: string;
+  readonly name: string;
+}
+
+const itemLines = (items: readonly SharedItem[]) => items.map((i) => `  - ${i.kind} "${i.name}" (${i.id})`).join("\n");
+
+export function invitationMail(input: {
+  to: string;
+  ownerName: string;
+  inviterName: string;
+  items: readonly SharedItem[];
+  token: string;
+  acceptUrl: string | undefined;
+  expiresAt: Date;
+}): NotificationInput {
+  const link = input.acceptUrl ? input.acceptUrl.replace("{token}", encodeURIComponent(input.token)) : undefined;
+  return {
+    kind: "partner_invitation",
+    recipient: input.to,
+    subject: `${input.ownerName} invited you to view their reports and boards`,
+    body: [
+      `${input.inviterName} of ${input.ownerName} invited you as a partner, with view access to:`,
+      itemLines(input.items),
+      "",
+      link ? `Accept the invitation: ${link}` : `Accept the invitation with this token: ${input.token}`,
+      `(invitation token: ${input.token})`,
+      "",
+      `The invitation expires on ${input.expiresAt.toISOString()}. Once you accept, you get your own organization`,
+      "and can invite your team; you can view live data and change metrics, filters and date ranges,",
+      "but not save changes or see anything that was not shared with you.",
+    ].join("\n"),
+  };
+}
+
+export function acceptedMail(input: { to: string; partnerEmail: string; partnerOrganization: string; ownerName: string }): NotificationInput {
+  return {
+    kind: "partner_invitation_accepted",
+    recipient: input.to,
+    subject: `${input.partnerEmail} accepted your partner invitation`,
+    body: `${input.partnerEmail} accepted the invitation to ${input.ownerName}'s shared reports and boards; partner organization: ${input.partnerOrganization}.`,
+  };
+}
+
+export function sharedMoreMail(input: { to: string; ownerName: string; items: readonly SharedItem[] }): NotificationInput {
+  return {
+    kind: "partner_items_shared",
+    recipient: input.to,
+    subject: `${input.ownerName} shared more with your organization`,
+    body: `${input.ownerName} shared these with your organization:\n${itemLines(input.items)}`,
+  };
+}
+
+export function removedMail(input: { to: string; ownerName: string; partnerOrganization: string }): NotificationInput {
+  return {
+    kind: "partner_removed",
+    recipient: input.to,
+    subject: `${input.ownerName} removed your partner access`,
+    body: `${input.ownerName} removed ${input.partnerOrganization} as a partner: the reports and boards it shared are no longer available.`,
+  };
+}
