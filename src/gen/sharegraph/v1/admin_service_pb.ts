@@ -180,7 +180,7 @@ export type ListNotificationsRequest = Message<"sharegraph.v1.ListNotificationsR
   recipient: string;
 
   /**
-   * "pending", "sent", "failed" or "unsent" (no SMTP configured).
+   * "pending" (to be sent; stays so without SMTP_URL), "sent" or "failed".
    *
    * @generated from field: string status = 2;
    */
