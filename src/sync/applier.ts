@@ -140,8 +140,11 @@ export class OutboxApplier {
    * the batch. Returns how far it got.
    */
   async applyPendingWithin(tx: Repositories, limit = BATCHES_PER_TRANSACTION): Promise<{ through: number; failed: boolean; more: boolean }> {
+    // The newest id first: under read committed, a batch committed after pending() ran would
+    // show in a later maxId() and be counted as applied without having reached SpiceDB.
+    const newest = await tx.outbox.maxId();
     const rows = await tx.outbox.pending(limit);
-    if (rows.length === 0) return { through: await tx.outbox.maxId(), failed: false, more: false };
+    if (rows.length === 0) return { through: newest, failed: false, more: false };
     let through = rows[0]!.id - 1;
     for (const row of rows) {
       let zed = "";

@@ -30,9 +30,10 @@ export interface WriteAttempt {
 
 /**
  * A real embedded SpiceDB behind a switch: tests can make `write` fail as if
- * SpiceDB were down (EngineError "unavailable") until healed, or let a write
+ * SpiceDB were down (EngineError "unavailable") until healed, let a write
  * reach SpiceDB and then report a failure (the answer was lost on the way
- * back). Everything else is passed through to the real engine.
+ * back), or hold writes until released (SpiceDB hangs). Everything else is
+ * passed through to the real engine.
  */
 export class FaultyEngine implements Engine {
   /** Every write() call, in call order. */
@@ -42,6 +43,8 @@ export class FaultyEngine implements Engine {
   #downAfterApplyThenFail = false;
   #schemaDown = false;
   #closeCalls = 0;
+  #gate: { promise: Promise<void>; open: () => void } | undefined;
+  #held = 0;
 
   private constructor(readonly inner: Engine) {}
 
@@ -82,7 +85,27 @@ export class FaultyEngine implements Engine {
     this.#schemaDown = true;
   }
 
+  /** From now on writes wait (SpiceDB hangs) until release(). */
+  hold(): void {
+    if (this.#gate) return;
+    let open!: () => void;
+    const promise = new Promise<void>((resolve) => (open = resolve));
+    this.#gate = { promise, open };
+  }
+
+  /** Lets the held writes go on. */
+  release(): void {
+    this.#gate?.open();
+    this.#gate = undefined;
+  }
+
+  /** How many writes are waiting in hold() right now. */
+  get heldWrites(): number {
+    return this.#held;
+  }
+
   heal(): void {
+    this.release();
     this.#down = false;
     this.#applyThenFail = 0;
     this.#downAfterApplyThenFail = false;
@@ -96,6 +119,14 @@ export class FaultyEngine implements Engine {
 
   async write(updates: readonly RelationshipUpdate[]): Promise<string> {
     const described = updates.map((u) => `${u.op} ${formatRelationship(u.relationship)}`);
+    while (this.#gate) {
+      this.#held++;
+      try {
+        await this.#gate.promise;
+      } finally {
+        this.#held--;
+      }
+    }
     if (this.#down) {
       this.writes.push({ updates: described, outcome: "refused" });
       throw new EngineError("unavailable", "injected fault: SpiceDB is down");

@@ -1,0 +1,141 @@
+/**
+ * OutboxApplier on its own: a store, an embedded SpiceDB behind the fault
+ * switch, no server. What "through" means (every batch up to it has reached
+ * SpiceDB) is what read-your-writes rests on, so it is pinned down here.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { loadSchemaText } from "../../src/engine/schema.js";
+import { createLogger } from "../../src/logger.js";
+import type { OutboxOp } from "../../src/store/database.js";
+import type { OutboxRepo } from "../../src/store/outbox.js";
+import type { Repositories, Store } from "../../src/store/store.js";
+import { OutboxApplier, OutboxPendingError } from "../../src/sync/applier.js";
+import { databaseKind, freshStore } from "../support/database.js";
+import { FaultyEngine } from "../support/faulty-engine.js";
+
+const touch = (r: string): OutboxOp => ({ o: "t", r });
+const remove = (r: string): OutboxOp => ({ o: "d", r });
+
+let spicedb: FaultyEngine;
+let store: Store;
+let dispose: () => Promise<void>;
+let applier: OutboxApplier;
+
+beforeAll(async () => {
+  spicedb = await FaultyEngine.create();
+  await spicedb.writeSchema(loadSchemaText());
+});
+
+afterAll(async () => {
+  await spicedb?.close();
+});
+
+beforeEach(async () => {
+  ({ store, dispose } = await freshStore());
+  applier = new OutboxApplier(store, spicedb, createLogger("silent"), { applyTimeoutMs: 200, pollMs: 50, maxBackoffMs: 200, retentionMs: 3_600_000 });
+});
+
+afterEach(async () => {
+  spicedb.heal();
+  await applier.stop();
+  await dispose();
+});
+
+async function appendEach(...batches: OutboxOp[][]): Promise<number[]> {
+  const ids: number[] = [];
+  for (const ops of batches) ids.push(await store.transaction((tx) => tx.outbox.append(ops)));
+  return ids;
+}
+
+/** Runs applyPendingWithin the way the applier does: in a transaction holding the apply lock. */
+function applyWithin(decorate: (tx: Repositories) => Repositories = (tx) => tx) {
+  return store.transaction(async (tx) => {
+    await tx.outbox.lockForApply();
+    return applier.applyPendingWithin(decorate(tx));
+  });
+}
+
+describe("applyPendingWithin", () => {
+  it("applies pending batches in id order and reports the last one as through", async () => {
+    const ids = await appendEach([touch("workspace:w1#viewer@user:ann")], [remove("workspace:w1#viewer@user:ann")], [touch("workspace:w1#manager@user:bob")]);
+    const from = spicedb.writes.length;
+
+    const result = await applyWithin();
+
+    expect(result).toEqual({ through: ids[2], failed: false, more: false });
+    expect(spicedb.writes.slice(from).map((w) => w.updates)).toEqual([
+      ["touch workspace:w1#viewer@user:ann"],
+      ["delete workspace:w1#viewer@user:ann"],
+      ["touch workspace:w1#manager@user:bob"],
+    ]);
+    expect(await store.read.outbox.pending(10)).toEqual([]);
+    expect(await store.read.outbox.zedToken(ids[2]!)).not.toBe("");
+  });
+
+  it("stops at the first failure, records it on that batch only, and reports through as the batch before it", async () => {
+    const ids = await appendEach([touch("workspace:w2#viewer@user:ann")], [touch("workspace:w2#viewer@user:bob")]);
+    spicedb.breakWrites();
+
+    const result = await applyWithin();
+
+    expect(result).toEqual({ through: ids[0]! - 1, failed: true, more: true });
+    const [first, second] = await store.read.outbox.pending(10);
+    expect(first).toMatchObject({ id: ids[0], attempts: 1, last_error: "injected fault: SpiceDB is down" });
+    expect(second).toMatchObject({ id: ids[1], attempts: 0, last_error: null });
+  });
+
+  it("never counts as applied a batch committed after it looked for pending ones (read committed sees it in the next statement)", async () => {
+    const [applied] = await appendEach([touch("workspace:w3#viewer@user:ann")]);
+    await applyWithin();
+    let late = 0;
+
+    const result = await applyWithin((tx) => {
+      // A change commits between the applier's "what is pending?" and its answer. With
+      // Postgres that is a transaction on another connection; PGlite has one connection, so
+      // the insert is made in the applier's own transaction, which later statements see alike.
+      const outbox = Object.create(tx.outbox) as OutboxRepo;
+      outbox.pending = async (limit, upTo) => {
+        const rows = await tx.outbox.pending(limit, upTo);
+        const ops = [touch("workspace:w3#viewer@user:late")];
+        late = databaseKind === "postgres" ? await store.transaction((other) => other.outbox.append(ops)) : await tx.outbox.append(ops);
+        return rows;
+      };
+      return Object.assign(Object.create(tx) as Repositories, { outbox });
+    });
+
+    expect(late).toBeGreaterThan(applied!);
+    expect(result.through).toBeLessThan(late);
+    expect(result.through).toBeGreaterThanOrEqual(applied!);
+    expect(await store.read.outbox.appliedThrough(late)).toBe(false);
+  });
+});
+
+describe("waitFor", () => {
+  it("rejects with OutboxPendingError while SpiceDB is down, and resolves with the batch's ZedToken once it is back", async () => {
+    spicedb.breakWrites();
+    const [id] = await appendEach([touch("workspace:w4#viewer@user:ann")]);
+
+    await expect(applier.waitFor(id!, 150)).rejects.toBeInstanceOf(OutboxPendingError);
+    expect(applier.appliedThrough).toBeLessThan(id!);
+    expect(applier.failing).toBe(true);
+
+    spicedb.heal();
+    const zed = await applier.waitFor(id!, 10_000);
+
+    expect(zed).not.toBe("");
+    expect(zed).toBe(await store.read.outbox.zedToken(id!));
+    expect(applier.appliedThrough).toBe(id);
+    expect(applier.failing).toBe(false);
+  });
+
+  it("the background loop applies a batch nobody waits for", async () => {
+    applier.startBackground();
+    const [id] = await appendEach([touch("workspace:w5#viewer@user:ann")]);
+    const deadline = Date.now() + 20_000;
+    while (!(await store.read.outbox.appliedThrough(id!))) {
+      if (Date.now() > deadline) throw new Error("timed out waiting for the background applier");
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(spicedb.reached()).toContainEqual(["touch workspace:w5#viewer@user:ann"]);
+  });
+});
