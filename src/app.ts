@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { join } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Registry, collectDefaultMetrics } from "prom-client";
@@ -34,6 +35,13 @@ import { Store } from "./store/store.js";
 import { OutboxApplier } from "./sync/applier.js";
 import { ConsistencyTokens } from "./sync/consistency.js";
 import { ChangeWriter } from "./sync/writer.js";
+
+/** Every call in flight listens on the shutdown signal: that is many listeners by design, not a leak. */
+function abortController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
+}
 
 interface PlainResponse {
   writeHead(status: number, headers: Record<string, string>): unknown;
@@ -74,7 +82,7 @@ export class App {
   readonly #closers: Array<{ name: string; close: () => Promise<void> }> = [];
   #server: DualProtocolServer | undefined;
   #address: { host: string; port: number } | undefined;
-  readonly #shutdown = new AbortController();
+  readonly #shutdown = abortController();
   #stopping: Promise<void> | undefined;
 
   private constructor(
@@ -131,7 +139,7 @@ export class App {
     const epoch = engine.kind === "embedded" ? randomUUID().slice(0, 8) : "remote";
     const tokens = new ConsistencyTokens(epoch, applier);
     const writer = new ChangeWriter(store, applier, tokens, log.child({ component: "writer" }));
-    const authz = new Authorizer(engine);
+    const authz = new Authorizer(engine, tokens);
     const directory = new Directory({ store, writer, authz });
     const permissions = new Permissions(engine, tokens, schema, config.limits);
     const explainer = new Explainer({ store, engine, tokens });

@@ -46,9 +46,9 @@ describe("loadConfig", () => {
     });
     expect(config.notifications.smtpUrl).toBe("smtp://user:pass@mail.example:2525");
     expect(config.partners).toEqual({ invitationTtlDays: 3, acceptUrl: "https://bi.example.com/accept?token={token}", extraPublicDomains: ["example.org", "mail.test"] });
-    expect(() => loadConfig({ SMTP_URL: "mail.example:25", INVITATION_ACCEPT_URL: "https://bi.example.com/accept" })).toThrow(
-      /SMTP_URL: expected smtp:\/\/[\s\S]*INVITATION_ACCEPT_URL: expected an http\(s\) URL containing \{token\}/,
-    );
+    const refused = () => loadConfig({ SMTP_URL: "mail.example:25", INVITATION_ACCEPT_URL: "https://bi.example.com/accept" });
+    expect(refused).toThrow(/SMTP_URL: expected smtp:\/\//);
+    expect(refused).toThrow(/INVITATION_ACCEPT_URL: expected an http\(s\) URL containing \{token\}/);
   });
 
   it("ignores unset (undefined) variables and variables it does not know", () => {

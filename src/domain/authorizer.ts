@@ -1,19 +1,22 @@
 import type { Engine, ObjectRef } from "../engine/engine.js";
+import type { ConsistencyTokens } from "../sync/consistency.js";
 import { denied } from "./errors.js";
 
 /**
  * R40: every mutating call names an actor, and the actor's right to make the
- * change is a question to the permission graph, asked fully consistently so
- * that a right revoked a moment ago is not used.
+ * change is a question to the permission graph, asked fully consistently —
+ * after every committed change has reached SpiceDB — so that a right revoked
+ * a moment ago is not used.
  */
 export class Authorizer {
-  constructor(private readonly engine: Engine) {}
+  constructor(
+    private readonly engine: Engine,
+    private readonly tokens: ConsistencyTokens,
+  ) {}
 
   async can(actor: string, permission: string, resource: ObjectRef): Promise<boolean> {
-    const result = await this.engine.check(
-      { resource, permission, subject: { type: "user", id: actor } },
-      { kind: "fully_consistent" },
-    );
+    const consistency = await this.tokens.resolve({ kind: "fully_consistent" });
+    const result = await this.engine.check({ resource, permission, subject: { type: "user", id: actor } }, consistency);
     return result.allowed;
   }
 

@@ -1,5 +1,6 @@
 import { domainToASCII } from "node:url";
 import addrs from "email-addresses";
+import { getDomain } from "tldts";
 import { invalid } from "./errors.js";
 
 /**
@@ -16,6 +17,9 @@ export interface NormalizedEmail {
   readonly domain: string;
 }
 
+/** RFC 1123 host name label (after IDNA). */
+const DNS_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
 export function normalizeEmail(input: string, field = "email"): NormalizedEmail {
   const text = input.trim();
   if (!text) throw invalid(field, "an email address is required");
@@ -25,7 +29,13 @@ export function normalizeEmail(input: string, field = "email"): NormalizedEmail 
     throw invalid(field, `${JSON.stringify(text)} is not a plain email address (expected name@example.com)`);
   }
   const domain = domainToASCII(parsed.domain.toLowerCase());
-  if (!domain || !domain.includes(".")) throw invalid(field, `${JSON.stringify(parsed.domain)} is not a valid email domain`);
+  if (!domain || !domain.split(".").every((label) => DNS_LABEL.test(label))) {
+    throw invalid(field, `${JSON.stringify(parsed.domain)} is not a valid email domain`);
+  }
+  // A bare public suffix (co.uk, com) is nobody's domain.
+  if (!getDomain(domain, { allowPrivateDomains: true })) {
+    throw invalid(field, `${JSON.stringify(parsed.domain)} is a public suffix, not an organization's domain`);
+  }
   const local = parsed.local.toLowerCase();
   // Quoted local parts ("john smith"@x) are legal but never seen in practice; refusing them keeps addresses unambiguous.
   if (/[\s"\\@(),:;<>[\]]/.test(local)) throw invalid(field, `${JSON.stringify(text)}: quoted or spaced local parts are not supported`);

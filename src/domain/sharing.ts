@@ -41,7 +41,6 @@ export interface SharingDeps {
   readonly catalog: ContentCatalog;
 }
 
-const FULLY = { kind: "fully_consistent" } as const;
 
 export function granteeSubject(g: Grantee): SubjectRef {
   return g.kind === "user" ? { type: "user", id: g.id } : { type: g.kind, id: g.id, relation: "member" };
@@ -225,7 +224,7 @@ export class Sharing {
     const subject = { type: "user", id: actor };
     const result = await this.deps.engine.checkBulk(
       (["manage", "edit", "share"] as const).map((permission) => ({ resource, permission, subject })),
-      FULLY,
+      await this.#fully(),
     );
     const [manage, edit, share] = result.results.map((r) => r.allowed);
     return { manage: Boolean(manage), edit: Boolean(edit), share: Boolean(share) };
@@ -265,7 +264,7 @@ export class Sharing {
         { resource, permission: "eligible", subject },
         { resource, permission: "eligible_native", subject },
       ],
-      FULLY,
+      await this.#fully(),
     );
     const [eligible, native] = result.results.map((r) => r.allowed);
     const needsNative = rank(role) >= rank("editor");
@@ -294,15 +293,20 @@ export class Sharing {
     const levels = [...ROLES].reverse();
     const granted = await this.deps.engine.checkBulk(
       levels.map((role) => ({ resource: parent, permission: GRANTED_PERMISSION[role], subject })),
-      FULLY,
+      await this.#fully(),
     );
     const role = levels.find((_, i) => granted.results[i]?.allowed);
     if (!role) return undefined;
     const ancestors = await this.deps.store.read.folders.ancestry(parentId);
     const direct: CheckItem[] = ancestors.map((f) => ({ resource: { type: "folder", id: f.id }, permission: DIRECT_PERMISSION[role], subject }));
-    const found = await this.deps.engine.checkBulk(direct, FULLY);
+    const found = await this.deps.engine.checkBulk(direct, await this.#fully());
     const from = ancestors.find((_, i) => found.results[i]?.allowed) ?? ancestors[0]!;
     return { role, from };
+  }
+
+  /** Rules are judged on everything committed: the outbox applied, then SpiceDB's newest data. */
+  #fully() {
+    return this.deps.tokens.resolve({ kind: "fully_consistent" });
   }
 
   async #ancestorFolders(item: Item): Promise<FolderRow[]> {

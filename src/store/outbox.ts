@@ -4,15 +4,16 @@ import type { Database, OutboxOp, Row } from "./database.js";
 export type OutboxRow = Row<"outbox">;
 
 /*
- * Two advisory locks (arbitrary, fixed keys):
- *  - ORDER is taken by every writing transaction just before it inserts its
- *    outbox row and held until commit, so outbox ids follow commit order and
- *    applying in id order reproduces the commit order in SpiceDB.
- *  - APPLY is held by whoever applies batches (any gateway), so batches are
- *    applied one at a time, in order.
+ * Two locks:
+ *  - ORDER (an advisory lock) is taken by every writing transaction just
+ *    before it inserts its outbox row and held until commit, so outbox ids
+ *    follow commit order and applying in id order reproduces the commit
+ *    order in SpiceDB.
+ *  - APPLY (the outbox_apply_lock table, see migration 0004) is held by
+ *    whoever applies batches (any gateway), so batches are applied one at a
+ *    time, in order.
  */
 const ORDER_LOCK = 0x5347_0001;
-const APPLY_LOCK = 0x5347_0002;
 
 export interface OutboxStatus {
   readonly pending: number;
@@ -35,9 +36,12 @@ export class OutboxRepo {
     return row.id;
   }
 
-  /** Call inside the applying transaction; held until it ends. */
+  /**
+   * Call first inside the applying transaction; held until it ends. In a
+   * repeatable-read transaction the snapshot is taken after it is granted.
+   */
   async lockForApply(): Promise<void> {
-    await sql`select pg_advisory_xact_lock(${APPLY_LOCK})`.execute(this.db);
+    await sql`lock table outbox_apply_lock in exclusive mode`.execute(this.db);
   }
 
   async pending(limit: number, upTo?: number): Promise<OutboxRow[]> {

@@ -135,6 +135,16 @@ export class OutboxApplier {
   }
 
   /**
+   * Waits until every batch committed so far has reached SpiceDB, so that a
+   * fully consistent read there is also fully consistent with Postgres (a
+   * revoke still in the outbox must not be missed). OutboxPendingError after
+   * timeoutMs.
+   */
+  async waitForLatest(timeoutMs = this.options.applyTimeoutMs): Promise<void> {
+    await this.waitFor(await this.store.read.outbox.maxId(), timeoutMs);
+  }
+
+  /**
    * Applies the pending batches visible to tx, in order, inside tx (which
    * must hold the apply lock). Stops at the first failure, recording it on
    * the batch. Returns how far it got.

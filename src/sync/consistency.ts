@@ -21,9 +21,17 @@ export class ConsistencyTokens {
     private readonly applier: OutboxApplier,
   ) {}
 
-  /** Throws InvalidTokenError or OutboxPendingError. */
+  /**
+   * Throws InvalidTokenError or OutboxPendingError. fully_consistent waits
+   * for the outbox to be applied first: SpiceDB's newest data is not the
+   * newest committed change while a batch is still on its way.
+   */
   async resolve(freshness: Freshness): Promise<EngineConsistency> {
-    if (freshness.kind !== "at_least_as_fresh") return freshness;
+    if (freshness.kind === "minimize_latency") return freshness;
+    if (freshness.kind === "fully_consistent") {
+      await this.applier.waitForLatest();
+      return freshness;
+    }
     const token = decodeToken(freshness.token);
     const zed = await this.applier.waitFor(token.batch);
     if (token.epoch === this.epoch && token.zed) return { kind: "at_least_as_fresh", token: token.zed };

@@ -1,5 +1,4 @@
 import type { Engine, Relationship, RelationshipUpdate } from "../engine/engine.js";
-import { StoreRetryableError } from "../store/errors.js";
 import type { Repositories, Store } from "../store/store.js";
 import { OutboxPendingError, type OutboxApplier } from "./applier.js";
 import { formatRelationship, parseRelationship } from "./relationship-text.js";
@@ -38,7 +37,7 @@ export interface ReconcileOptions {
  */
 export async function reconcile(options: ReconcileOptions, dryRun: boolean): Promise<ReconcileReport> {
   const { store, engine, applier } = options;
-  const outcome = await retryingConflicts(() => store.transaction(async (tx): Promise<ReconcileReport | { blockedAt: number; through: number }> => {
+  const outcome = await store.transaction(async (tx): Promise<ReconcileReport | { blockedAt: number; through: number }> => {
     await tx.outbox.lockForApply();
     let through = 0;
     for (;;) {
@@ -67,7 +66,7 @@ export async function reconcile(options: ReconcileOptions, dryRun: boolean): Pro
       zed = await writeChunked(engine, updates);
     }
     return { expected: expected.size, actual: actual.size, missing, extra, repaired: !dryRun, zed, through };
-  }, "repeatable read"));
+  }, "repeatable read");
   if ("blockedAt" in outcome) {
     applier.noteApplied(outcome.through, "");
     throw new OutboxPendingError(outcome.blockedAt);
@@ -83,7 +82,7 @@ export async function reconcile(options: ReconcileOptions, dryRun: boolean): Pro
  */
 export async function rebuild(options: Omit<ReconcileOptions, "resourceTypes">): Promise<{ written: number; zed: string; through: number }> {
   const { store, engine, applier } = options;
-  const result = await retryingConflicts(() => store.transaction(async (tx) => {
+  const result = await store.transaction(async (tx) => {
     await tx.outbox.lockForApply();
     const through = await tx.outbox.maxId();
     const relationships = await options.derive(tx);
@@ -93,28 +92,9 @@ export async function rebuild(options: Omit<ReconcileOptions, "resourceTypes">):
     );
     await tx.outbox.markAppliedThrough(through, zed);
     return { written: relationships.length, zed, through };
-  }, "repeatable read"));
+  }, "repeatable read");
   applier.noteApplied(result.through, result.zed);
   return result;
-}
-
-const CONFLICT_ATTEMPTS = 3;
-
-/**
- * The repeatable-read snapshot is taken when lockForApply's statement starts,
- * before the lock is granted: if an applier holding the lock marks batches
- * applied meanwhile, marking them again here fails with a serialization
- * error. Everything written to SpiceDB before that is idempotent, so the
- * whole pass is run again on a fresh snapshot.
- */
-async function retryingConflicts<T>(run: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await run();
-    } catch (err) {
-      if (!(err instanceof StoreRetryableError) || attempt >= CONFLICT_ATTEMPTS) throw err;
-    }
-  }
 }
 
 async function writeChunked(engine: Engine, updates: readonly RelationshipUpdate[]): Promise<string> {

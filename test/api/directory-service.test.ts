@@ -347,7 +347,8 @@ describe.each<ClientKind>(["connect", "grpc-js"])("DirectoryService over %s", (k
         Code.NotFound,
         new RegExp(`^user ${outsider} as a member of organization ${org} does not exist`),
       );
-      await refusal(c.directory.addOrganizationMember({ actor: ann, organizationId: org, userId: "" }), Code.InvalidArgument, /^user_id: is required/);
+      await refusal(c.directory.addOrganizationMember({ actor: ann, organizationId: org, userId: "" }), Code.InvalidArgument, /^user_id: give user_id, or email/);
+      await refusal(c.directory.addOrganizationMember({ actor: ann, organizationId: org, email: "not an email" }), Code.InvalidArgument, /^email: /);
       await refusal(c.directory.addOrganizationMember({ actor: ann, organizationId: "", userId: bob }), Code.InvalidArgument, /^organization_id: is required/);
       await refusal(c.directory.listOrganizationMembers({ organizationId: id("nowhere") }), Code.NotFound, /does not exist/);
       await refusal(c.directory.addOrganizationMember({ actor: id("nobody"), organizationId: org, userId: outsider }), Code.PermissionDenied, /may not manage members/);

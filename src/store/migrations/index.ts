@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from "kysely";
 import * as m0001 from "./0001_directory_and_outbox.js";
 import * as m0002 from "./0002_content.js";
 import * as m0003 from "./0003_partners_and_notifications.js";
+import * as m0004 from "./0004_outbox_apply_lock.js";
 
 /**
  * A static index rather than a folder scan: it survives bundling, and the
@@ -11,6 +12,7 @@ const migrations: Record<string, Migration> = {
   "0001_directory_and_outbox": m0001,
   "0002_content": m0002,
   "0003_partners_and_notifications": m0003,
+  "0004_outbox_apply_lock": m0004,
 };
 
 export const migrationProvider: MigrationProvider = {
