@@ -2,7 +2,6 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Socket } from "node:net";
-import { Duplex } from "node:stream";
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -64,9 +63,12 @@ export class DualProtocolServer {
       if (isH2 && head.length < H2_PREFACE.length) return; // need more bytes to decide
       socket.off("data", onData);
       if (isH2) {
-        // Node 20's HTTP/2 session reads the socket's native handle and would
-        // miss the bytes already read; a JS stream replays them first.
-        this.#h2.emit("connection", new ReplayedSocket(socket, head));
+        // The HTTP/2 session takes over the native handle and, on the next
+        // tick, feeds it what is still buffered in the stream: put the bytes
+        // back and leave the stream paused, or they would flow to no one.
+        socket.pause();
+        socket.unshift(head);
+        this.#h2.emit("connection", socket);
       } else {
         // The HTTP/1 server reads what is unshifted before its own parser takes over.
         socket.pause();
@@ -76,47 +78,5 @@ export class DualProtocolServer {
       }
     };
     socket.on("data", onData);
-  }
-}
-
-/** A socket whose first bytes were already read, readable again from the start. */
-class ReplayedSocket extends Duplex {
-  constructor(
-    private readonly socket: Socket,
-    head: Buffer,
-  ) {
-    super();
-    this.push(head);
-    socket.on("data", (chunk: Buffer) => {
-      if (!this.push(chunk)) socket.pause();
-    });
-    socket.once("end", () => this.push(null));
-    socket.once("error", (err) => this.destroy(err));
-    socket.once("close", () => this.destroy());
-  }
-
-  get remoteAddress(): string | undefined {
-    return this.socket.remoteAddress;
-  }
-
-  get remotePort(): number | undefined {
-    return this.socket.remotePort;
-  }
-
-  override _read(): void {
-    this.socket.resume();
-  }
-
-  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.socket.write(chunk, encoding, callback);
-  }
-
-  override _final(callback: (err?: Error | null) => void): void {
-    this.socket.end(callback);
-  }
-
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.socket.destroy(err ?? undefined);
-    callback(err);
   }
 }
