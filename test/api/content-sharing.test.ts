@@ -5,18 +5,17 @@
  * One server for the file; each scenario has its own id prefix. Every read
  * of the permission index asks to be at least as fresh as the last write.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Role } from "../../src/gen/sharegraph/v1/common_pb.js";
 import { ShareSource, type ListFolderResponse, type Share } from "../../src/gen/sharegraph/v1/content_service_pb.js";
 import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import { PLATFORM_ADMIN, startTestServer, type Clients, type TestServer } from "../support/server.js";
+import { codeOf, group, user } from "../support/rpc.js";
 
 type Ref = { type: string; id: string };
 type Subject = { type: string; id: string; relation: string };
 
-const user = (id: string): Subject => ({ type: "user", id, relation: "" });
-const group = (id: string): Subject => ({ type: "group", id, relation: "member" });
 const org = (id: string): Subject => ({ type: "organization", id, relation: "member" });
 const folder = (id: string): Ref => ({ type: "folder", id });
 const dashboard = (id: string): Ref => ({ type: "dashboard", id });
@@ -46,15 +45,6 @@ async function wrote<T extends { consistencyToken: string }>(call: Promise<T>): 
 
 const fresh = () => ({ requirement: { case: "atLeastAsFresh" as const, value: last } });
 
-async function codeOf(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
 
 async function can(userId: string, permission: string, resource: Ref): Promise<boolean> {
   const r = await c.permission.checkPermission({ resource, permission, subject: user(userId), consistency: fresh() });

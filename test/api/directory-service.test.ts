@@ -1,7 +1,8 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DirectoryService, WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import { CHECK_KEY, PLATFORM_ADMIN, startTestServer, type ClientKind, type Clients, type TestServer } from "../support/server.js";
+import { codeOf, fresh, group, refusal, user } from "../support/rpc.js";
 
 /*
  * DirectoryService over a real server, through the Connect client and the
@@ -10,25 +11,8 @@ import { CHECK_KEY, PLATFORM_ADMIN, startTestServer, type ClientKind, type Clien
  * verified with PermissionService.CheckPermission at the write's token.
  */
 
-const user = (id: string) => ({ type: "user", id, relation: "" });
-const group = (id: string) => ({ type: "group", id, relation: "member" });
-const fresh = (token: string) => ({ requirement: { case: "atLeastAsFresh" as const, value: token } });
 
-async function failure(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
 
-/** Expects the call to fail with `code` and a message matching `message`. */
-async function refusal(promise: Promise<unknown>, code: Code, message: RegExp): Promise<void> {
-  const err = await failure(promise);
-  expect({ code: Code[err.code], message: err.message }).toEqual({ code: Code[code], message: expect.stringMatching(message) });
-}
 
 let server: TestServer;
 
@@ -919,7 +903,7 @@ describe.each<ClientKind>(["connect", "grpc-js"])("DirectoryService over %s", (k
 
     it("a missing actor is INVALID_ARGUMENT naming actor", async () => {
       for (const [name, call] of calls("")) {
-        const err = await failure(call());
+        const err = await codeOf(call());
         expect([name, Code[err.code], err.message]).toEqual([name, "InvalidArgument", "actor: is required"]);
       }
     });
@@ -927,7 +911,7 @@ describe.each<ClientKind>(["connect", "grpc-js"])("DirectoryService over %s", (k
     it("an unknown actor, or a plain member, is PERMISSION_DENIED and changes nothing", async () => {
       for (const actor of [id("nobody"), bob]) {
         for (const [name, call] of calls(actor)) {
-          const err = await failure(call());
+          const err = await codeOf(call());
           expect([name, Code[err.code], err.message]).toEqual([name, "PermissionDenied", expect.stringMatching(new RegExp(`^user ${actor} may not `))]);
         }
       }

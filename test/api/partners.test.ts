@@ -7,7 +7,7 @@
  * per inviting organization" never couples two scenarios. Reads of the
  * permission index ask to be at least as fresh as the write they follow.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Role } from "../../src/gen/sharegraph/v1/common_pb.js";
@@ -16,10 +16,10 @@ import type { Notification } from "../../src/gen/sharegraph/v1/admin_service_pb.
 import type { InvitePartnerResponse, PartnerInvitation } from "../../src/gen/sharegraph/v1/partner_service_pb.js";
 import { kyselyOf } from "../store/helpers.js";
 import { PLATFORM_ADMIN, startTestServer, type Clients, type TestServer } from "../support/server.js";
+import { codeOf, user } from "../support/rpc.js";
 
 type Ref = { type: string; id: string };
 
-const user = (id: string) => ({ type: "user", id, relation: "" });
 const report = (id: string): Ref => ({ type: "report", id });
 const board = (id: string): Ref => ({ type: "board", id });
 const folder = (id: string): Ref => ({ type: "folder", id });
@@ -54,15 +54,6 @@ async function wrote<T extends { consistencyToken: string }>(call: Promise<T>): 
 
 const at = (token: string) => ({ requirement: { case: "atLeastAsFresh" as const, value: token } });
 
-async function codeOf(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
 
 /** What a user may do on a report, board or folder, in one bulk check at `token`. */
 async function rights(userId: string, resource: Ref, token = last, permissions: readonly string[] = CONTENT_PERMISSIONS): Promise<Record<string, boolean>> {

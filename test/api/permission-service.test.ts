@@ -1,27 +1,12 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import { CHECK_KEY, PLATFORM_ADMIN, startTestServer, type ClientKind, type Clients, type TestServer } from "../support/server.js";
+import { codeOf, collect, fresh, user } from "../support/rpc.js";
 
 const ws = (id: string) => ({ type: "workspace", id });
-const user = (id: string) => ({ type: "user", id, relation: "" });
-const fresh = (token: string) => ({ requirement: { case: "atLeastAsFresh" as const, value: token } });
 
-async function codeOf(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
 
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of iterable) out.push(item);
-  return out;
-}
 
 let server: TestServer;
 

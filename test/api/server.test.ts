@@ -8,6 +8,7 @@ import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb
 import { PermissionService } from "../../src/gen/sharegraph/v1/permission_service_pb.js";
 import { grpcJsClient } from "../support/grpc-js-client.js";
 import { ADMIN_KEY, CHECK_KEY, PLATFORM_ADMIN, bearer, startTestServer, type TestServer } from "../support/server.js";
+import { codeOf, fresh } from "../support/rpc.js";
 
 /*
  * The one port: gRPC (HTTP/2), Connect (HTTP/1.1 and HTTP/2) and gRPC-Web,
@@ -18,17 +19,7 @@ const exec = promisify(execFile);
 
 const ws = (id: string) => ({ type: "workspace", id });
 const user = (id: string) => ({ type: "user", id });
-const fresh = (token: string) => ({ requirement: { case: "atLeastAsFresh" as const, value: token } });
 
-async function failure(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
 
 let server: TestServer;
 let token: string;
@@ -118,7 +109,7 @@ describe("one port, every protocol", () => {
       () => createGrpcWebTransport({ baseUrl: server.baseUrl, httpVersion: "1.1" }),
     ];
     for (const make of makers) {
-      const err = await failure(createClient(PermissionService, make()).checkPermission(question()));
+      const err = await codeOf(createClient(PermissionService, make()).checkPermission(question()));
       expect([Code[err.code], err.message]).toEqual(["Unauthenticated", 'missing API key: send "authorization: Bearer <key>"']);
     }
   });
@@ -133,9 +124,9 @@ describe("one port, every protocol", () => {
 describe("R41: AdminService needs the admin key", () => {
   it.each(["connect", "grpc-js"] as const)("over %s, a check key is PERMISSION_DENIED and the admin key works", async (kind) => {
     const checker = server.clients(kind, CHECK_KEY);
-    const err = await failure(checker.admin.getOutboxStatus({}));
+    const err = await codeOf(checker.admin.getOutboxStatus({}));
     expect([Code[err.code], err.message]).toEqual(["PermissionDenied", 'sharegraph.v1.AdminService/GetOutboxStatus needs an admin API key; this key has scope "check"']);
-    expect(Code[(await failure(checker.admin.reconcile({ dryRun: true }))).code]).toBe("PermissionDenied");
+    expect(Code[(await codeOf(checker.admin.reconcile({ dryRun: true }))).code]).toBe("PermissionDenied");
     const admin = server.clients(kind, ADMIN_KEY);
     const status = await admin.admin.getOutboxStatus({});
     expect(status.pendingBatches).toBe(0);
@@ -155,7 +146,7 @@ describe("health", () => {
       for (const service of ["", "sharegraph.v1.PermissionService", "sharegraph.v1.DirectoryService", "sharegraph.v1.AdminService"]) {
         expect([kind, service, Status[(await health.check({ service })).status]]).toEqual([kind, service, "SERVING"]);
       }
-      const err = await failure(health.check({ service: "sharegraph.v1.NoSuchService" }));
+      const err = await codeOf(health.check({ service: "sharegraph.v1.NoSuchService" }));
       expect([kind, Code[err.code], err.message]).toEqual([kind, "NotFound", "unknown service sharegraph.v1.NoSuchService"]);
     }
   });
@@ -261,7 +252,7 @@ describe("streams cancelled by the client", () => {
     const client = createClient(PermissionService, createGrpcTransport({ baseUrl: server.baseUrl, interceptors: [bearer(CHECK_KEY)] }));
     const abort = new AbortController();
     const received: string[] = [];
-    const err = await failure(
+    const err = await codeOf(
       (async () => {
         for await (const res of client.lookupResources(lookup(), { signal: abort.signal })) {
           received.push(res.resourceId);
@@ -321,7 +312,7 @@ describe("shutdown", () => {
     expect(server.app.health.get("sharegraph.v1.PermissionService")).toBe(Status.NOT_SERVING);
 
     await expect(fetch(`${server.baseUrl}/healthz`)).rejects.toThrow();
-    const err = await failure(createClient(PermissionService, createGrpcTransport({ baseUrl: server.baseUrl, interceptors: [bearer(CHECK_KEY)] })).checkPermission(question()));
+    const err = await codeOf(createClient(PermissionService, createGrpcTransport({ baseUrl: server.baseUrl, interceptors: [bearer(CHECK_KEY)] })).checkPermission(question()));
     expect(Code[err.code]).toBe("Unavailable");
   });
 });

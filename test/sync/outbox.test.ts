@@ -9,7 +9,7 @@
  * (test/support/faulty-engine.ts); each scenario has a workspace of its own,
  * and every test leaves SpiceDB healed and the outbox empty.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
@@ -21,10 +21,9 @@ import { ChangeWriter } from "../../src/sync/writer.js";
 import type { WorkspaceLevelName } from "../../src/store/database.js";
 import { FaultyEngine } from "../support/faulty-engine.js";
 import { PLATFORM_ADMIN, startTestServer, type Clients, type TestServer } from "../support/server.js";
+import { codeOf, user } from "../support/rpc.js";
 
-type Subject = { type: string; id: string; relation: string };
 
-const user = (id: string): Subject => ({ type: "user", id, relation: "" });
 const workspace = (id: string) => ({ type: "workspace", id });
 const atLeastAsFresh = (token: string) => ({ requirement: { case: "atLeastAsFresh" as const, value: token } });
 const fullyConsistent = { requirement: { case: "fullyConsistent" as const, value: true } };
@@ -82,16 +81,6 @@ async function outboxEmpty(): Promise<void> {
   await until("the outbox to be empty", async () => (await outboxStatus()).pending === 0);
 }
 
-async function codeOf(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  let value: unknown;
-  try {
-    value = await promise;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error(`expected the call to fail; it answered ${JSON.stringify(value)}`);
-}
 
 async function setLevel(ws: string, userId: string, level: WorkspaceLevel): Promise<string> {
   return (await c.directory.setWorkspacePermission({ actor: OWNER, workspaceId: ws, subject: user(userId), level })).consistencyToken;
