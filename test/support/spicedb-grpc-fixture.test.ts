@@ -71,21 +71,13 @@ describe("spicedb gRPC fixture", () => {
   let client: v1.ZedClientInterface;
 
   beforeAll(async () => {
-    const t0 = performance.now();
     fx = await startSpiceDbFixture({ schema: SCHEMA, token: TOKEN });
-    console.log(`fixture started in ${(performance.now() - t0).toFixed(0)} ms at ${fx.endpoint}`);
     client = v1.NewClient(TOKEN, fx.endpoint, v1.ClientSecurity.INSECURE_PLAINTEXT_CREDENTIALS);
   });
 
   afterAll(async () => {
     client?.close();
-    if (fx) {
-      const t0 = performance.now();
-      await fx.close();
-      const ms = performance.now() - t0;
-      console.log(`fixture close() took ${ms.toFixed(0)} ms`);
-      expect(ms).toBeLessThan(2000);
-    }
+    await fx?.close();
   });
 
   it("listens on loopback", () => {
@@ -411,13 +403,11 @@ describe("spicedb gRPC fixture options", () => {
     } finally {
       good.close();
       bad.close();
-      const t0 = performance.now();
       await fx.close();
-      console.log(`fixture (no schema) close() took ${(performance.now() - t0).toFixed(0)} ms`);
     }
   });
 
-  it("close() is fast even with a Watch stream open, ends it with UNAVAILABLE, and is idempotent", async () => {
+  it("close() with a Watch stream open ends it with UNAVAILABLE, and is idempotent", async () => {
     const fx = await startSpiceDbFixture({ schema: SCHEMA, token: TOKEN });
     const c = v1.NewClient(TOKEN, fx.endpoint, v1.ClientSecurity.INSECURE_PLAINTEXT_CREDENTIALS);
     const stream = c.watch(v1.WatchRequest.create({}));
@@ -431,12 +421,8 @@ describe("spicedb gRPC fixture options", () => {
       v1.WriteRelationshipsRequest.create({ updates: [touch(rel(obj("document", "z"), "viewer", user("zed")))] }),
     );
     await new Promise((r) => setTimeout(r, 100));
-    const t0 = performance.now();
     await Promise.all([fx.close(), fx.close()]);
-    const ms = performance.now() - t0;
-    console.log(`fixture close() with open Watch took ${ms.toFixed(0)} ms; watch ended with ${String(await ended)}`);
     c.close();
-    expect(ms).toBeLessThan(2000);
     // Open streams end like a server going away, not like a client-side cancel.
     expect(await ended).toBe(grpc.status.UNAVAILABLE);
   });
