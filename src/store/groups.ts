@@ -1,4 +1,4 @@
-import { sql, type Kysely } from "kysely";
+import { sql, type Kysely, type RawBuilder } from "kysely";
 import type { Database, NewRow, Row } from "./database.js";
 import { pageOf, type Page, type PageOf } from "./paging.js";
 
@@ -63,23 +63,20 @@ export class GroupsRepo {
    * Every group that `groupId` is nested in, transitively (its ancestors in
    * the membership graph). Used to refuse a nesting that would make a cycle.
    */
-  async containingGroups(groupId: string): Promise<string[]> {
-    const result = await sql<{ id: string }>`
-      with recursive up(id) as (
-        select group_id from group_members where member_group_id = ${groupId}
-        union
-        select gm.group_id from group_members gm join up on gm.member_group_id = up.id
-      )
-      select id from up
-    `.execute(this.db);
-    return result.rows.map((r) => r.id);
+  containingGroups(groupId: string): Promise<string[]> {
+    return this.#groupsAbove(sql`member_group_id = ${groupId}`);
   }
 
   /** Groups the user belongs to, directly or through nesting. */
-  async groupsOfUser(userId: string): Promise<string[]> {
+  groupsOfUser(userId: string): Promise<string[]> {
+    return this.#groupsAbove(sql`user_id = ${userId}`);
+  }
+
+  /** The groups whose direct member rows match, and every group above those. */
+  async #groupsAbove(directMember: RawBuilder<unknown>): Promise<string[]> {
     const result = await sql<{ id: string }>`
       with recursive up(id) as (
-        select group_id from group_members where user_id = ${userId}
+        select group_id from group_members where ${directMember}
         union
         select gm.group_id from group_members gm join up on gm.member_group_id = up.id
       )
