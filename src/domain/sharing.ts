@@ -1,4 +1,4 @@
-import type { CheckItem, Engine, ObjectRef, SubjectRef } from "../engine/engine.js";
+import type { CheckItem, Consistency, Engine, ObjectRef, SubjectRef } from "../engine/engine.js";
 import type { FolderRow } from "../store/content.js";
 import type { RoleName } from "../store/database.js";
 import type { GrantResource, GrantRow, GrantSubject } from "../store/grants.js";
@@ -76,7 +76,8 @@ export class Sharing {
     const { store } = this.deps;
     const item = await this.deps.catalog.resolve(ref);
     await this.#requireGrantee(grantee);
-    const can = await this.#actorCan(actor, item);
+    const fully = await this.#fully();
+    const can = await this.#actorCan(actor, item, fully);
     const ceiling = shareCeiling(can);
     if (!ceiling) {
       throw denied(`user ${actor} may not share ${describe(item)}: that needs at least the sharer role on it`);
@@ -88,9 +89,9 @@ export class Sharing {
     if (existing && existing.role !== role) this.#requireMayChange(actor, item, existing, can.manage, ceiling);
 
     const workspace = await this.#workspace(item);
-    await this.#requireEligible(grantee, role, item, workspace);
+    await this.#requireEligible(grantee, role, item, workspace, fully);
 
-    const inherited = await this.#inherited(item, grantee);
+    const inherited = await this.#inherited(item, grantee, fully);
     if (inherited && rank(role) < rank(inherited.role)) {
       throw refused(
         `${who(grantee)} inherits ${inherited.role} on ${describe(item)} from folder ${inherited.from.id} ("${inherited.from.name}"); ` +
@@ -120,12 +121,13 @@ export class Sharing {
   async unshare(actor: string, ref: ObjectRef, grantee: Grantee): Promise<Committed<void>> {
     const item = await this.deps.catalog.resolve(ref);
     const existing = await this.deps.store.read.grants.find(grantResource(item), grantSubject(grantee));
+    const fully = await this.#fully();
     if (!existing) {
-      const inherited = await this.#inherited(item, grantee);
+      const inherited = await this.#inherited(item, grantee, fully);
       const hint = inherited ? `their ${inherited.role} role is inherited from folder ${inherited.from.id} ("${inherited.from.name}"); change it there` : "";
       throw notFound(`a direct grant for ${who(grantee)} on ${describe(item)}`, hint);
     }
-    const can = await this.#actorCan(actor, item);
+    const can = await this.#actorCan(actor, item, fully);
     const ceiling = shareCeiling(can);
     if (!ceiling) throw denied(`user ${actor} may not change who can access ${describe(item)}`);
     this.#requireMayChange(actor, item, existing, can.manage, ceiling);
@@ -143,7 +145,7 @@ export class Sharing {
     if (role) return this.share(actor, ref, organization, role);
     const existing = await this.deps.store.read.grants.find(grantResource(item), grantSubject(organization));
     if (!existing) {
-      const can = await this.#actorCan(actor, item);
+      const can = await this.#actorCan(actor, item, await this.#fully());
       if (!can.share) throw denied(`user ${actor} may not change who can access ${describe(item)}`);
       return { value: { grant: undefined, noOp: true }, token: this.deps.tokens.current(), applied: true };
     }
@@ -219,12 +221,12 @@ export class Sharing {
   }
 
   /** What the actor may do on the item, after workspace caps (one bulk check). */
-  async #actorCan(actor: string, item: Item): Promise<{ manage: boolean; edit: boolean; share: boolean }> {
+  async #actorCan(actor: string, item: Item, fully: Consistency): Promise<{ manage: boolean; edit: boolean; share: boolean }> {
     const resource = itemRef(item);
     const subject = { type: "user", id: actor };
     const result = await this.deps.engine.checkBulk(
       (["manage", "edit", "share"] as const).map((permission) => ({ resource, permission, subject })),
-      await this.#fully(),
+      fully,
     );
     const [manage, edit, share] = result.results.map((r) => r.allowed);
     return { manage: Boolean(manage), edit: Boolean(edit), share: Boolean(share) };
@@ -247,7 +249,7 @@ export class Sharing {
    * manager need it on the native workspace. An organization-wide role is
    * for the organization that owns the workspace.
    */
-  async #requireEligible(grantee: Grantee, role: RoleName, item: Item, workspace: WorkspaceRow): Promise<void> {
+  async #requireEligible(grantee: Grantee, role: RoleName, item: Item, workspace: WorkspaceRow, fully: Consistency): Promise<void> {
     if (grantee.kind === "organization") {
       if (grantee.id !== workspace.organization_id) {
         throw refused(
@@ -264,7 +266,7 @@ export class Sharing {
         { resource, permission: "eligible", subject },
         { resource, permission: "eligible_native", subject },
       ],
-      await this.#fully(),
+      fully,
     );
     const [eligible, native] = result.results.map((r) => r.allowed);
     const needsNative = rank(role) >= rank("editor");
@@ -285,7 +287,7 @@ export class Sharing {
   }
 
   /** R2: the highest role the grantee inherits from the item's ancestor folders, and the nearest folder granting it. */
-  async #inherited(item: Item, grantee: Grantee): Promise<{ role: RoleName; from: FolderRow } | undefined> {
+  async #inherited(item: Item, grantee: Grantee, fully: Consistency): Promise<{ role: RoleName; from: FolderRow } | undefined> {
     const parentId = item.kind === "folder" ? item.row.parent_id : item.row.folder_id;
     if (!parentId) return undefined;
     const subject = granteeSubject(grantee);
@@ -293,19 +295,22 @@ export class Sharing {
     const levels = [...ROLES].reverse();
     const granted = await this.deps.engine.checkBulk(
       levels.map((role) => ({ resource: parent, permission: GRANTED_PERMISSION[role], subject })),
-      await this.#fully(),
+      fully,
     );
     const role = levels.find((_, i) => granted.results[i]?.allowed);
     if (!role) return undefined;
     const ancestors = await this.deps.store.read.folders.ancestry(parentId);
     const direct: CheckItem[] = ancestors.map((f) => ({ resource: { type: "folder", id: f.id }, permission: DIRECT_PERMISSION[role], subject }));
-    const found = await this.deps.engine.checkBulk(direct, await this.#fully());
+    const found = await this.deps.engine.checkBulk(direct, fully);
     const from = ancestors.find((_, i) => found.results[i]?.allowed) ?? ancestors[0]!;
     return { role, from };
   }
 
-  /** Rules are judged on everything committed: the outbox applied, then SpiceDB's newest data. */
-  #fully() {
+  /**
+   * Rules are judged on everything committed: the outbox applied, then
+   * SpiceDB's newest data. Resolved once per call and passed to each check.
+   */
+  #fully(): Promise<Consistency> {
     return this.deps.tokens.resolve({ kind: "fully_consistent" });
   }
 
