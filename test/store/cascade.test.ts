@@ -1,11 +1,10 @@
 import { sql } from "kysely";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { REFERENCES, type CascadeResult } from "../../src/store/cascade.js";
 import type { TableName } from "../../src/store/database.js";
 import type { Repositories, Store } from "../../src/store/store.js";
 import { StoreReferenceError } from "../../src/store/errors.js";
-import { freshStore } from "../support/database.js";
-import { kyselyOf } from "./helpers.js";
+import { freshStoreEach, kyselyOf } from "./helpers.js";
 
 const TABLES: readonly TableName[] = [
   "users",
@@ -59,15 +58,8 @@ function sortedEntries(entries: Array<{ table: TableName; row: Record<string, un
 }
 
 describe("cascade", () => {
-  let store: Store;
-  let dispose: () => Promise<void>;
-
-  beforeEach(async () => {
-    ({ store, dispose } = await freshStore());
-  });
-  afterEach(async () => {
-    await dispose();
-  });
+  let store!: Store;
+  freshStoreEach((s) => (store = s));
 
   describe("the REFERENCES list", () => {
     async function foreignKeys() {

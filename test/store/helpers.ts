@@ -1,7 +1,9 @@
 import type { Kysely } from "kysely";
+import { afterEach, beforeEach } from "vitest";
 import type { DatabaseTarget, OpenDatabase } from "../../src/store/connect.js";
 import type { Database } from "../../src/store/database.js";
 import type { Store } from "../../src/store/store.js";
+import { freshStore } from "../support/database.js";
 
 /**
  * The kysely handle behind a store. Store tests reach below the repositories
@@ -33,4 +35,17 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 /** Settles to "pending" if the promise has not settled within `ms`. */
 export async function stateAfter(promise: Promise<unknown>, ms: number): Promise<"pending" | "settled"> {
   return Promise.race([promise.then(() => "settled" as const, () => "settled" as const), sleep(ms).then(() => "pending" as const)]);
+}
+
+/** A fresh, migrated store for each test of the enclosing describe, handed to `use`, disposed after. */
+export function freshStoreEach(use: (store: Store) => void): void {
+  let dispose: (() => Promise<void>) | undefined;
+  beforeEach(async () => {
+    const fresh = await freshStore();
+    dispose = fresh.dispose;
+    use(fresh.store);
+  });
+  afterEach(async () => {
+    await dispose?.();
+  });
 }

@@ -1,23 +1,16 @@
 import { sql } from "kysely";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { OutboxOp } from "../../src/store/database.js";
 import { Repositories, type Store } from "../../src/store/store.js";
-import { databaseKind, freshStore } from "../support/database.js";
-import { deferred, kyselyOf, sleep, stateAfter } from "./helpers.js";
+import { databaseKind } from "../support/database.js";
+import { deferred, freshStoreEach, kyselyOf, sleep, stateAfter } from "./helpers.js";
 
 const touch = (r: string): OutboxOp => ({ o: "t", r });
 const remove = (r: string): OutboxOp => ({ o: "d", r });
 
 describe("outbox", () => {
-  let store: Store;
-  let dispose: () => Promise<void>;
-
-  beforeEach(async () => {
-    ({ store, dispose } = await freshStore());
-  });
-  afterEach(async () => {
-    await dispose();
-  });
+  let store!: Store;
+  freshStoreEach((s) => (store = s));
 
   /** Appends one batch per op list, each in its own transaction; returns their ids. */
   async function appendEach(...batches: OutboxOp[][]): Promise<number[]> {

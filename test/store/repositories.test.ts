@@ -1,18 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { StoreConflictError } from "../../src/store/errors.js";
 import type { Repositories, Store } from "../../src/store/store.js";
-import { freshStore } from "../support/database.js";
+import { freshStoreEach } from "./helpers.js";
 
 describe("repositories", () => {
-  let store: Store;
-  let dispose: () => Promise<void>;
-
-  beforeEach(async () => {
-    ({ store, dispose } = await freshStore());
-  });
-  afterEach(async () => {
-    await dispose();
-  });
+  let store!: Store;
+  freshStoreEach((s) => (store = s));
 
   const write = <T>(fn: (tx: Repositories) => Promise<T>): Promise<T> => store.transaction(fn);
 
