@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Prints which engines ran (and why a real SpiceDB server was skipped).
+    globalSetup: ["test/support/engines-report.ts"],
     // Each file starts real servers (PGlite, embedded SpiceDB); forks keep
     // their native memory apart and let a file's exit free it.
     pool: "forks",

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { adminService } from "./api/admin-service.js";
@@ -28,6 +28,8 @@ import { CoalescingEngine } from "./engine/coalescing.js";
 import { createEmbeddedEngine } from "./engine/embedded.js";
 import type { Engine } from "./engine/engine.js";
 import { createRemoteEngine } from "./engine/remote.js";
+import type { DatastoreIndexRecord } from "./engine/spicedb-datastore.js";
+import { createSupervisedEngine } from "./engine/supervised.js";
 import { describeSchema, loadSchemaText } from "./engine/schema.js";
 import { createLogger, type Logger } from "./logger.js";
 import { NotificationDispatcher, smtpSender } from "./notify/dispatcher.js";
@@ -36,6 +38,16 @@ import { Store } from "./store/store.js";
 import { OutboxApplier } from "./sync/applier.js";
 import { ConsistencyTokens } from "./sync/consistency.js";
 import { ChangeWriter } from "./sync/writer.js";
+
+/** Names the system of record a supervised SpiceDB's index was built from (no credentials). */
+function systemOfRecord(target: DatabaseTarget): string {
+  if (target.kind === "postgres") {
+    const url = new URL(target.url);
+    return `postgres://${url.host}${url.pathname}${target.schema ? `?schema=${target.schema}` : ""}`;
+  }
+  // An in-memory PGlite is new at every start: its index is never the one in a datastore.
+  return target.dataDir ? `pglite:${resolve(target.dataDir)}` : `pglite:memory:${randomUUID()}`;
+}
 
 /** Every call in flight listens on the shutdown signal: that is many listeners by design, not a leak. */
 function abortController(): AbortController {
@@ -123,7 +135,8 @@ export class App {
     const migrated = await store.migrate();
     log.info({ database: store.kind, applied: migrated.applied }, "database ready");
 
-    const engine = new CoalescingEngine(overrides.engine ? await overrides.engine() : await this.#createEngine());
+    const made = overrides.engine ? { engine: await overrides.engine() } : await this.#createEngine();
+    const engine = new CoalescingEngine(made.engine);
     this.#onClose("engine", () => engine.close());
     const schemaText = loadSchemaText();
     await engine.writeSchema(schemaText);
@@ -162,6 +175,13 @@ export class App {
     if (engine.kind === "embedded") {
       const written = await index.rebuildEmpty();
       log.info({ relationships: written }, "embedded SpiceDB rebuilt from Postgres");
+    } else if (made.record && (await made.record.builtFor()) !== systemOfRecord(target)) {
+      // A supervised SpiceDB whose datastore was never completely built from this
+      // system of record (just created, an interrupted rebuild, another database).
+      const source = systemOfRecord(target);
+      const { written } = await index.rebuild();
+      await made.record.markBuilt(source);
+      log.info({ relationships: written }, "SpiceDB datastore rebuilt from Postgres");
     } else {
       await applier.drain();
     }
@@ -191,10 +211,12 @@ export class App {
     return dispatcher;
   }
 
-  async #createEngine(): Promise<Engine> {
+  /** record: a supervised SpiceDB's persistent datastore, and whether it holds a complete index. */
+  async #createEngine(): Promise<{ engine: Engine; record?: DatastoreIndexRecord }> {
     const spicedb = this.config.spicedb;
-    if (spicedb.kind === "embedded") return createEmbeddedEngine();
-    return createRemoteEngine(spicedb);
+    if (spicedb.kind === "embedded") return { engine: await createEmbeddedEngine() };
+    if (spicedb.kind === "spicedb") return createSupervisedEngine(spicedb, this.log.child({ component: "spicedb" }));
+    return { engine: await createRemoteEngine(spicedb) };
   }
 
   /** Listens on the configured address (port 0 picks a free one); returns where. */

@@ -1,4 +1,6 @@
+import { resolve } from "node:path";
 import { z } from "zod";
+import { DEFAULT_SPICEDB_BINARY, databaseNameOf, defaultDatastoreUri, isExecutableFile } from "./engine/spicedb-config.js";
 
 /**
  * Configuration, read once from the environment at start-up. Every problem
@@ -26,6 +28,15 @@ export interface Config {
         readonly endpoint: string;
         readonly token: string;
         readonly tls: "plaintext" | "tls" | { readonly caFile: string };
+        readonly timeoutMs: number;
+        readonly maxUpdatesPerWrite: number;
+      }
+    /** A `spicedb serve` that sharegraph starts and supervises (SHAREGRAPH_ENGINE=spicedb). */
+    | {
+        readonly kind: "spicedb";
+        readonly binary: string;
+        readonly datastoreUri: string;
+        readonly poolSize: number;
         readonly timeoutMs: number;
         readonly maxUpdatesPerWrite: number;
       };
@@ -79,12 +90,19 @@ const envSchema = z.object({
     .optional()
     .refine((v) => !v || /^postgres(ql)?:\/\//.test(v), "expected a postgres:// URL"),
   DATABASE_POOL_SIZE: positiveInt(10),
+  SHAREGRAPH_ENGINE: z.enum(["embedded", "spicedb", "remote"]).optional(),
   SPICEDB_ENDPOINT: z.string().optional(),
   SPICEDB_TOKEN: z.string().optional(),
   SPICEDB_INSECURE: boolean.default(false),
   SPICEDB_CA_FILE: z.string().optional(),
   SPICEDB_TIMEOUT_MS: positiveInt(10_000),
   SPICEDB_MAX_UPDATES_PER_WRITE: positiveInt(1000),
+  SPICEDB_BINARY: z.string().min(1).optional(),
+  SPICEDB_DATASTORE_URI: z
+    .string()
+    .optional()
+    .refine((v) => !v || /^postgres(ql)?:\/\//.test(v), "expected a postgres:// URL"),
+  SPICEDB_DATASTORE_POOL_SIZE: positiveInt(10),
   SHAREGRAPH_API_KEYS: z.string().optional(),
   SHAREGRAPH_PLATFORM_ADMINS: z.string().default("admin"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -164,21 +182,52 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push("SHAREGRAPH_API_KEYS is required with DATABASE_URL or SPICEDB_ENDPOINT (keys are generated only in the embedded default)");
   }
 
+  const engine = e.SHAREGRAPH_ENGINE ?? (e.SPICEDB_ENDPOINT ? "remote" : "embedded");
   let spicedb: Config["spicedb"] = { kind: "embedded" };
-  if (e.SPICEDB_ENDPOINT) {
-    if (!/^[^\s/]+:\d{1,5}$/.test(e.SPICEDB_ENDPOINT)) problems.push("SPICEDB_ENDPOINT: expected host:port, e.g. spicedb:50051");
+  if (engine === "remote") {
+    if (!e.SPICEDB_ENDPOINT) problems.push("SPICEDB_ENDPOINT is required with SHAREGRAPH_ENGINE=remote");
+    else if (!/^[^\s/]+:\d{1,5}$/.test(e.SPICEDB_ENDPOINT)) problems.push("SPICEDB_ENDPOINT: expected host:port, e.g. spicedb:50051");
     if (!e.SPICEDB_TOKEN) problems.push("SPICEDB_TOKEN is required with SPICEDB_ENDPOINT");
     if (e.SPICEDB_INSECURE && e.SPICEDB_CA_FILE) problems.push("SPICEDB_INSECURE and SPICEDB_CA_FILE exclude each other");
     spicedb = {
       kind: "remote",
-      endpoint: e.SPICEDB_ENDPOINT,
+      endpoint: e.SPICEDB_ENDPOINT ?? "",
       token: e.SPICEDB_TOKEN ?? "",
       tls: e.SPICEDB_INSECURE ? "plaintext" : e.SPICEDB_CA_FILE ? { caFile: e.SPICEDB_CA_FILE } : "tls",
       timeoutMs: e.SPICEDB_TIMEOUT_MS,
       maxUpdatesPerWrite: e.SPICEDB_MAX_UPDATES_PER_WRITE,
     };
-  } else if (e.SPICEDB_TOKEN) {
-    problems.push("SPICEDB_TOKEN is set but SPICEDB_ENDPOINT is not");
+  } else {
+    if (e.SPICEDB_ENDPOINT) problems.push(`SPICEDB_ENDPOINT is for SHAREGRAPH_ENGINE=remote, not ${engine}`);
+    else if (e.SPICEDB_TOKEN) problems.push("SPICEDB_TOKEN is set but SPICEDB_ENDPOINT is not");
+  }
+  if (engine === "spicedb") {
+    const binary = resolve(e.SPICEDB_BINARY ?? DEFAULT_SPICEDB_BINARY);
+    if (!isExecutableFile(binary)) {
+      problems.push(`SPICEDB_BINARY: no executable SpiceDB at ${binary}; build it with npm run spicedb:build (needs Go), or set SPICEDB_BINARY`);
+    }
+    let datastoreUri = e.SPICEDB_DATASTORE_URI;
+    try {
+      datastoreUri ??= e.DATABASE_URL ? defaultDatastoreUri(e.DATABASE_URL) : undefined;
+      if (datastoreUri) databaseNameOf(datastoreUri);
+    } catch (err) {
+      problems.push(`SPICEDB_DATASTORE_URI: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (!datastoreUri) {
+      problems.push("SHAREGRAPH_ENGINE=spicedb needs a Postgres for SpiceDB's datastore: set DATABASE_URL (SpiceDB then uses the database <name>_spicedb on that server) or SPICEDB_DATASTORE_URI");
+    }
+    if (e.SPICEDB_MAX_UPDATES_PER_WRITE > 65_535) problems.push("SPICEDB_MAX_UPDATES_PER_WRITE: SpiceDB accepts at most 65535");
+    spicedb = {
+      kind: "spicedb",
+      binary,
+      datastoreUri: datastoreUri ?? "",
+      poolSize: e.SPICEDB_DATASTORE_POOL_SIZE,
+      timeoutMs: e.SPICEDB_TIMEOUT_MS,
+      maxUpdatesPerWrite: e.SPICEDB_MAX_UPDATES_PER_WRITE,
+    };
+  } else {
+    if (e.SPICEDB_BINARY) problems.push(`SPICEDB_BINARY is for SHAREGRAPH_ENGINE=spicedb, not ${engine}`);
+    if (e.SPICEDB_DATASTORE_URI) problems.push(`SPICEDB_DATASTORE_URI is for SHAREGRAPH_ENGINE=spicedb, not ${engine}`);
   }
 
   const platformAdmins = e.SHAREGRAPH_PLATFORM_ADMINS.split(",").map((s) => s.trim()).filter(Boolean);

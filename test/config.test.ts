@@ -1,5 +1,10 @@
-import { describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, type Config } from "../src/config.js";
+import { DEFAULT_SPICEDB_BINARY } from "../src/engine/spicedb-config.js";
 
 /** The problems loadConfig reports for `env`, or a failure if it accepts it. */
 function problemsOf(env: Record<string, string | undefined>, argv: readonly string[] = []): readonly string[] {
@@ -164,6 +169,81 @@ describe("loadConfig", () => {
       "SPICEDB_ENDPOINT: expected host:port, e.g. spicedb:50051",
     ]);
     expect(problemsOf({ SPICEDB_TOKEN: "t" })).toEqual(["SPICEDB_TOKEN is set but SPICEDB_ENDPOINT is not"]);
+  });
+
+  describe("issue 8: SHAREGRAPH_ENGINE=spicedb, a SpiceDB server that sharegraph supervises", () => {
+    let dir: string;
+    let binary: string;
+
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), "sharegraph-config-"));
+      binary = join(dir, "spicedb");
+      writeFileSync(binary, "#!/bin/sh\n", { mode: 0o755 });
+    });
+
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("reads the binary, and puts SpiceDB's datastore beside DATABASE_URL as <database>_spicedb by default", () => {
+      const config = loadConfig({
+        SHAREGRAPH_ENGINE: "spicedb",
+        SPICEDB_BINARY: binary,
+        DATABASE_URL: "postgres://sharegraph:pw@db:5432/sharegraph?sslmode=disable",
+        SHAREGRAPH_API_KEYS: KEYS,
+        SPICEDB_MAX_UPDATES_PER_WRITE: "500",
+      });
+      expect(config.spicedb).toEqual({
+        kind: "spicedb",
+        binary,
+        datastoreUri: "postgres://sharegraph:pw@db:5432/sharegraph_spicedb?sslmode=disable",
+        poolSize: 10,
+        timeoutMs: 10_000,
+        maxUpdatesPerWrite: 500,
+      });
+    });
+
+    it("SPICEDB_DATASTORE_URI and SPICEDB_DATASTORE_POOL_SIZE override; a relative SPICEDB_BINARY is made absolute", () => {
+      const spicedb = loadConfig({
+        SHAREGRAPH_ENGINE: "spicedb",
+        SPICEDB_BINARY: relative(process.cwd(), binary),
+        SPICEDB_DATASTORE_URI: "postgresql://spicedb@other:5432/authz",
+        SPICEDB_DATASTORE_POOL_SIZE: "4",
+      }).spicedb;
+      expect(spicedb).toMatchObject({ kind: "spicedb", binary, datastoreUri: "postgresql://spicedb@other:5432/authz", poolSize: 4 });
+    });
+
+    it("defaults to .spicedb/bin/spicedb at the project root, where npm run spicedb:build puts it", () => {
+      expect(DEFAULT_SPICEDB_BINARY).toBe(fileURLToPath(new URL("../.spicedb/bin/spicedb", import.meta.url)));
+    });
+
+    it("refuses a missing binary, a missing Postgres, a bad datastore name and a write limit SpiceDB cannot take, all at once", () => {
+      expect(problemsOf({ SHAREGRAPH_ENGINE: "spicedb", SPICEDB_BINARY: join(dir, "missing"), SPICEDB_MAX_UPDATES_PER_WRITE: "70000" })).toEqual([
+        `SPICEDB_BINARY: no executable SpiceDB at ${join(dir, "missing")}; build it with npm run spicedb:build (needs Go), or set SPICEDB_BINARY`,
+        "SHAREGRAPH_ENGINE=spicedb needs a Postgres for SpiceDB's datastore: set DATABASE_URL (SpiceDB then uses the database <name>_spicedb on that server) or SPICEDB_DATASTORE_URI",
+        "SPICEDB_MAX_UPDATES_PER_WRITE: SpiceDB accepts at most 65535",
+      ]);
+      expect(problemsOf({ SHAREGRAPH_ENGINE: "spicedb", SPICEDB_BINARY: dir, SPICEDB_DATASTORE_URI: "postgres://db/bad;name" })).toEqual([
+        `SPICEDB_BINARY: no executable SpiceDB at ${dir}; build it with npm run spicedb:build (needs Go), or set SPICEDB_BINARY`,
+        'SPICEDB_DATASTORE_URI: the database name "bad;name" must be 1-63 letters, digits, _ or -',
+      ]);
+    });
+
+    it("keeps each engine's variables to its engine", () => {
+      expect(problemsOf({ SPICEDB_BINARY: binary, SPICEDB_DATASTORE_URI: "postgres://db/x" })).toEqual([
+        "SPICEDB_BINARY is for SHAREGRAPH_ENGINE=spicedb, not embedded",
+        "SPICEDB_DATASTORE_URI is for SHAREGRAPH_ENGINE=spicedb, not embedded",
+      ]);
+      expect(problemsOf({ SHAREGRAPH_ENGINE: "spicedb", SPICEDB_BINARY: binary, SPICEDB_DATASTORE_URI: "postgres://db/x", SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", SHAREGRAPH_API_KEYS: KEYS })).toEqual([
+        "SPICEDB_ENDPOINT is for SHAREGRAPH_ENGINE=remote, not spicedb",
+      ]);
+      expect(problemsOf({ SHAREGRAPH_ENGINE: "remote", SPICEDB_TOKEN: "t" })).toEqual(["SPICEDB_ENDPOINT is required with SHAREGRAPH_ENGINE=remote"]);
+      expect(problemsOf({ SHAREGRAPH_ENGINE: "tikv" })).toEqual([expect.stringMatching(/^SHAREGRAPH_ENGINE: /)]);
+    });
+
+    it("is chosen only by SHAREGRAPH_ENGINE: without it DATABASE_URL stays on the embedded engine (a built binary changes nothing), SPICEDB_ENDPOINT means remote", () => {
+      expect(loadConfig({ DATABASE_URL: "postgres://db/sharegraph", SHAREGRAPH_API_KEYS: KEYS }).spicedb).toEqual({ kind: "embedded" });
+      expect(loadConfig({ SHAREGRAPH_ENGINE: "embedded", DATABASE_URL: "postgres://db/sharegraph", SHAREGRAPH_API_KEYS: KEYS }).spicedb).toEqual({ kind: "embedded" });
+      expect(loadConfig({ SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", SHAREGRAPH_API_KEYS: KEYS }).spicedb.kind).toBe("remote");
+    });
   });
 
   it("platform admins are valid user ids, at least one", () => {

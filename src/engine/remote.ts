@@ -15,6 +15,10 @@ export interface RemoteEngineOptions {
   readonly streamTimeoutMs?: number;
   /** SpiceDB's --write-relationships-max-updates-per-call (1000 by default). */
   readonly maxUpdatesPerWrite: number;
+  /** The engine's kind; "remote" unless a caller that runs the server itself says otherwise. */
+  readonly kind?: string;
+  /** Runs after the client is closed (e.g. stops a SpiceDB process this engine owns). */
+  readonly onClose?: () => Promise<void>;
 }
 
 /** A SpiceDB cluster reached over gRPC with @authzed/authzed-node. */
@@ -37,10 +41,13 @@ export async function createRemoteEngine(options: RemoteEngineOptions): Promise<
           grpcOptions,
         );
   return new SpiceDbEngine({
-    kind: "remote",
+    kind: options.kind ?? "remote",
     clients: { permissions: client, schema: client },
     maxUpdatesPerWrite: options.maxUpdatesPerWrite,
     ...(options.streamTimeoutMs ? { streamTimeoutMs: options.streamTimeoutMs } : {}),
-    close: async () => client.close(),
+    close: async () => {
+      client.close();
+      await options.onClose?.();
+    },
   });
 }

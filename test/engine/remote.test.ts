@@ -10,6 +10,7 @@ import { EngineError, type Engine, type EngineErrorKind } from "../../src/engine
 import { createRemoteEngine, type RemoteEngineOptions } from "../../src/engine/remote.js";
 import { loadSchemaText } from "../../src/engine/schema.js";
 import { startSpiceDbFixture, type SpiceDbFixture } from "../support/spicedb-grpc-fixture.js";
+import { realSpiceDb, realSpiceDbTitle, sharedSpiceDbServer } from "../support/spicedb-server.js";
 import { engineSuite } from "./engine-suite.js";
 
 const TOKEN = "sharegraph-engine-suite-key";
@@ -29,6 +30,17 @@ engineSuite("remote engine", async () => {
       await fixture.close();
     },
   };
+});
+
+/** One real SpiceDB server (spicedb serve on a fresh Postgres datastore) for this file, when it can run here. */
+const realServer = sharedSpiceDbServer();
+
+describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("remote engine on a real SpiceDB server (Postgres datastore)"), () => {
+  engineSuite("engine suite", async () => {
+    const server = await realServer();
+    const engine = await createRemoteEngine({ ...options(server.endpoint), token: server.token });
+    return { engine, close: () => engine.close() };
+  });
 });
 
 const check = { resource: { type: "dashboard", id: "q3_revenue" }, permission: "view", subject: { type: "user", id: "carol" } };
@@ -207,5 +219,60 @@ describe("remote engine specifics", () => {
         await silent.close();
       }
     });
+  });
+});
+
+describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("remote engine specifics on a real SpiceDB server"), () => {
+  it("with the preshared key every call works, unary and streaming; with a wrong key every call is 'unavailable'", async () => {
+    const server = await realServer();
+    const engine = await createRemoteEngine({ ...options(server.endpoint), token: server.token });
+    const wrong = await createRemoteEngine({ ...options(server.endpoint), token: "not-the-key" });
+    try {
+      await engine.writeSchema(loadSchemaText());
+      const token = await engine.write([
+        { op: "touch", relationship: { resource: { type: "dashboard", id: "keyed" }, relation: "viewer", subject: { type: "user", id: "carol" } } },
+      ]);
+      const keyed = { ...check, resource: { type: "dashboard", id: "keyed" }, permission: "direct_view" };
+      expect((await engine.check(keyed, { kind: "at_least_as_fresh", token })).allowed).toBe(true);
+      expect((await engine.checkBulk([keyed, { ...keyed, subject: { type: "user", id: "dave" } }], FULLY)).results.map((r) => r.allowed)).toEqual([true, false]);
+      expect((await engine.checkWithTrace(keyed, FULLY)).allowed).toBe(true);
+      expect(await collect(engine.lookupResources({ resourceType: "dashboard", permission: "direct_view", subject: check.subject }, FULLY))).toContainEqual(
+        expect.objectContaining({ resourceId: "keyed" }),
+      );
+      expect((await collect(engine.lookupSubjects({ resource: keyed.resource, permission: "direct_view", subjectType: "user" }, FULLY))).map((s) => s.subjectId)).toEqual(["carol"]);
+      expect(await collect(engine.readRelationships({ resourceType: "dashboard", resourceId: "keyed" }, FULLY))).toHaveLength(1);
+      expect(await engine.deleteMatching({ resourceType: "dashboard", resourceId: "keyed" })).not.toBe("");
+
+      // Real SpiceDB answers PERMISSION_DENIED ("invalid preshared key"); the engine calls that unavailable.
+      const unary = await failure(() => wrong.check(keyed, FULLY));
+      expectKind(unary.error, "unavailable");
+      expect(unary.error.message).toMatch(/preshared key/);
+      expectKind((await failure(() => collect(wrong.readRelationships({ resourceType: "dashboard" }, FULLY)))).error, "unavailable");
+      expectKind((await failure(() => collect(wrong.lookupResources({ resourceType: "dashboard", permission: "view", subject: check.subject }, FULLY)))).error, "unavailable");
+      expectKind((await failure(() => wrong.writeSchema("definition user {}"))).error, "unavailable");
+      expect(await engine.readSchema()).toContain("definition dashboard");
+    } finally {
+      await wrong.close();
+      await engine.close();
+    }
+  });
+
+  it("SpiceDB itself refuses a write over its --write-relationships-max-updates-per-call with invalid_argument", async () => {
+    const server = await realServer();
+    // An engine that believes it may send more than the server accepts: the server's refusal is what it gets.
+    const engine = await createRemoteEngine({ ...options(server.endpoint), token: server.token, maxUpdatesPerWrite: server.maxUpdatesPerWrite + 1 });
+    try {
+      await engine.writeSchema(loadSchemaText());
+      const updates = Array.from({ length: server.maxUpdatesPerWrite + 1 }, (_, i) => ({
+        op: "touch" as const,
+        relationship: { resource: { type: "dashboard", id: `server-over-${i}` }, relation: "viewer", subject: { type: "user", id: "carol" } },
+      }));
+      const { error } = await failure(() => engine.write(updates));
+      expectKind(error, "invalid_argument");
+      expect(error.message).toContain(String(server.maxUpdatesPerWrite));
+      expect(await collect(engine.readRelationships({ resourceType: "dashboard", resourceId: "server-over-0" }, FULLY))).toEqual([]);
+    } finally {
+      await engine.close();
+    }
   });
 });

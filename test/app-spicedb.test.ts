@@ -1,0 +1,200 @@
+/**
+ * Issue 8 (Scale): sharegraph with SHAREGRAPH_ENGINE=spicedb, a real
+ * `spicedb serve` on a Postgres datastore that the App starts, supervises and
+ * stops itself. Over gRPC: a write, then a check with its token; SpiceDB
+ * killed → started again by the supervisor, and a write made meanwhile lands;
+ * a restart of sharegraph keeps the datastore (no rebuild, old tokens work);
+ * a fresh datastore, or one built from another system of record, is detected
+ * and rebuilt; stopping leaves no process behind.
+ *
+ * Needs the binary (npm run spicedb:build) and a Postgres (TEST_DATABASE_URL);
+ * otherwise skipped, and the title says why.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { readFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dropDatabase } from "../src/engine/spicedb-datastore.js";
+import type { DatabaseTarget } from "../src/store/connect.js";
+import { TEST_DATABASE_URL, freshTarget } from "./support/database.js";
+import { PLATFORM_ADMIN, startTestServer, type TestServer } from "./support/server.js";
+import { SPICEDB_BINARY, freshDatastoreUri, realSpiceDb, realSpiceDbTitle } from "./support/spicedb-server.js";
+
+type LogEntry = { level: number; msg: string } & Record<string, unknown>;
+
+const user = (id: string) => ({ type: "user", id, relation: "" });
+const acme = { type: "organization", id: "acme" };
+const atLeastAsFresh = (token: string) => ({ requirement: { case: "atLeastAsFresh" as const, value: token } });
+const fullyConsistent = { requirement: { case: "fullyConsistent" as const, value: true } };
+
+/** Live `spicedb serve` processes whose parent is this process (this file's App is the only one starting any). */
+function spicedbChildren(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(ppid) !== process.pid || state === "Z") continue;
+      const args = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (args[0] === resolve(SPICEDB_BINARY) && args[1] === "serve") pids.push(Number(entry));
+    } catch {
+      // Gone while looking.
+    }
+  }
+  return pids;
+}
+
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+async function until<T>(probe: () => T | undefined, ms: number, what: string): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("SHAREGRAPH_ENGINE=spicedb: the App supervises a real SpiceDB"), () => {
+  let target: DatabaseTarget;
+  let disposeTarget: () => Promise<void> = async () => {};
+  let datastoreUri: string;
+  let server: TestServer | undefined;
+  let logs: LogEntry[] = [];
+  let annToken = "";
+  let bobToken = "";
+
+  /** A sharegraph on `target` whose SpiceDB uses datastoreUri; its log lines go to `logs`. */
+  async function start(database: DatabaseTarget = target): Promise<TestServer> {
+    logs = [];
+    const logger = pino({ level: "debug" }, { write: (line: string) => void logs.push(JSON.parse(line) as LogEntry) });
+    return startTestServer({
+      env: {
+        SHAREGRAPH_ENGINE: "spicedb",
+        SPICEDB_BINARY,
+        SPICEDB_DATASTORE_URI: datastoreUri,
+        SPICEDB_DATASTORE_POOL_SIZE: "2",
+      },
+      database,
+      overrides: { logger },
+    });
+  }
+
+  const logged = (msg: string) => logs.filter((e) => e.msg === msg);
+
+  async function stop(): Promise<void> {
+    await server?.stop();
+    server = undefined;
+  }
+
+  async function allowed(resource: { type: string; id: string }, permission: string, subject: string, consistency: object): Promise<boolean> {
+    const r = await server!.clients().permission.checkPermission({ resource, permission, subject: user(subject), consistency });
+    return r.allowed;
+  }
+
+  beforeAll(async () => {
+    // The system of record must survive a restart: a Postgres schema, or PGlite in a data directory.
+    if (TEST_DATABASE_URL) {
+      const fresh = await freshTarget();
+      target = fresh.target;
+      disposeTarget = fresh.dispose;
+    } else {
+      const dir = await mkdtemp(join(tmpdir(), "sharegraph-spicedb-app-"));
+      target = { kind: "pglite", dataDir: dir };
+      disposeTarget = () => rm(dir, { recursive: true, force: true });
+    }
+    datastoreUri = freshDatastoreUri();
+    server = await start();
+  });
+
+  afterAll(async () => {
+    await stop();
+    await disposeTarget();
+    if (datastoreUri) await dropDatabase(datastoreUri);
+  });
+
+  it("starts SpiceDB on a datastore it creates, as a child process, and builds the index there", () => {
+    expect(server!.app.domain.engine.kind).toBe("spicedb");
+    expect(logged("SpiceDB datastore ready")).toMatchObject([{ created: true }]);
+    expect(logged("SpiceDB datastore rebuilt from Postgres")).toHaveLength(1);
+    expect(spicedbChildren()).toHaveLength(1);
+  });
+
+  it("a write, then a check with its token", async () => {
+    const c = server!.clients();
+    await c.directory.createUser({ actor: PLATFORM_ADMIN, userId: "ann", email: "ann@acme.example", displayName: "Ann" });
+    annToken = (await c.directory.createOrganization({ actor: PLATFORM_ADMIN, organizationId: "acme", name: "Acme", adminUserIds: ["ann"] })).consistencyToken;
+    expect(await allowed(acme, "manage", "ann", atLeastAsFresh(annToken))).toBe(true);
+    expect(await allowed(acme, "manage", "bob", atLeastAsFresh(annToken))).toBe(false);
+  });
+
+  it("SpiceDB killed → started again by the supervisor, and calls work again: writes, and checks with their tokens", async () => {
+    const [before] = spicedbChildren();
+    process.kill(before!, "SIGKILL");
+    const after = await until(() => spicedbChildren().find((pid) => pid !== before), 10_000, "a new SpiceDB");
+    expect(running(before!)).toBe(false);
+    // Until it serves, calls answer UNAVAILABLE ("retry shortly"); a caller retries.
+    await until(() => (logged("SpiceDB serving").length === 2 ? true : undefined), 10_000, "the new SpiceDB serving");
+    const c = server!.clients();
+    await c.directory.createUser({ actor: PLATFORM_ADMIN, userId: "bob", email: "bob@acme.example", displayName: "Bob" });
+    bobToken = (await c.directory.addOrganizationMember({ actor: "ann", organizationId: "acme", userId: "bob", admin: true })).consistencyToken;
+    expect(await allowed(acme, "manage", "bob", atLeastAsFresh(bobToken))).toBe(true);
+    expect(await allowed(acme, "manage", "ann", atLeastAsFresh(annToken))).toBe(true);
+    expect(spicedbChildren()).toEqual([after]);
+    expect(logged("SpiceDB exited; restarting it")).toMatchObject([{ exit: "signal SIGKILL" }]);
+  });
+
+  it("stopping sharegraph stops its SpiceDB: no process left behind", async () => {
+    const [pid] = spicedbChildren();
+    await stop();
+    expect(running(pid!)).toBe(false);
+    expect(spicedbChildren()).toEqual([]);
+  });
+
+  it("a restart on the same datastore does not rebuild it; answers and tokens from before hold", async () => {
+    server = await start();
+    expect(logged("SpiceDB datastore ready")).toMatchObject([{ created: false }]);
+    expect(logged("SpiceDB datastore rebuilt from Postgres")).toEqual([]);
+    expect(await allowed(acme, "manage", "ann", atLeastAsFresh(annToken))).toBe(true);
+    expect(await allowed(acme, "manage", "bob", atLeastAsFresh(bobToken))).toBe(true);
+    expect(await server.clients().admin.reconcile({ dryRun: true })).toMatchObject({ missing: 0, extra: 0 });
+  });
+
+  it("a fresh, empty datastore beside a system of record that is not empty is detected and rebuilt", async () => {
+    await stop();
+    await dropDatabase(datastoreUri);
+    server = await start();
+    expect(logged("SpiceDB datastore ready")).toMatchObject([{ created: true }]);
+    expect(logged("SpiceDB datastore rebuilt from Postgres")).toMatchObject([{ relationships: expect.any(Number) }]);
+    expect(await allowed(acme, "manage", "bob", fullyConsistent)).toBe(true);
+    // A token from the old datastore is still accepted (answered fully consistent).
+    expect(await allowed(acme, "manage", "ann", atLeastAsFresh(annToken))).toBe(true);
+    expect(await server.clients().admin.reconcile({ dryRun: true })).toMatchObject({ missing: 0, extra: 0 });
+  });
+
+  it("a datastore built from another system of record is rebuilt, and what that one implied is removed", async () => {
+    await stop();
+    const other = await freshTarget();
+    try {
+      server = await start(other.target);
+      expect(logged("SpiceDB datastore rebuilt from Postgres")).toHaveLength(1);
+      expect(await allowed(acme, "manage", "ann", fullyConsistent)).toBe(false);
+      expect(await allowed(acme, "manage", "bob", fullyConsistent)).toBe(false);
+      expect(await server.clients().admin.reconcile({ dryRun: true })).toMatchObject({ missing: 0, extra: 0 });
+      await stop();
+    } finally {
+      await other.dispose();
+    }
+  });
+});
