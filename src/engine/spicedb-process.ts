@@ -168,7 +168,7 @@ const WATCHDOG = 'IFS= read -r line; [ "$line" = exit ] || kill -KILL "$1" 2>/de
 export interface GuardedChild {
   readonly child: ChildProcess;
   readonly guard: OrphanGuard;
-  /** Resolves when the child has exited (and its watchdog, if any, is released). */
+  /** Resolves when the child has exited and its output is read (its watchdog, if any, is released). */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -206,8 +206,9 @@ export function spawnGuarded(
       watchdog?.stdin?.end("exit\n");
       resolve({ code, signal });
     };
-    child.once("exit", finish);
-    // spawn failures (ENOENT, EACCES) emit "error" and no "exit".
+    // "close", not "exit": by then its output is read to the end (error messages quote it).
+    child.once("close", finish);
+    // spawn failures (ENOENT, EACCES) emit "error" and no "close".
     child.once("error", () => finish(null, null));
   });
   return { child, guard, exited };

@@ -1,7 +1,8 @@
 /**
  * Issue 8 (Scale): the supervised engine (SHAREGRAPH_ENGINE=spicedb), a real
- * `spicedb serve` on a Postgres datastore that sharegraph starts itself. The
- * engine suite runs through it; then what supervision promises: it waits
+ * `spicedb serve` on a Postgres datastore that sharegraph starts itself. Its
+ * calls are the remote engine's, and the engine suite runs against a real
+ * server in remote.test.ts; here is what supervision promises: it waits
  * until SpiceDB serves, starts it again when it dies (with a doubling
  * backoff), stops it with SIGTERM and SIGKILL after a bound, never leaves it
  * orphaned, logs its output through pino without secrets, and fails a start
@@ -15,6 +16,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EngineError } from "../../src/engine/engine.js";
 import { loadSchemaText } from "../../src/engine/schema.js";
 import { createDatabaseIfMissing, dropDatabase, prepareDatastore } from "../../src/engine/spicedb-datastore.js";
 import {
@@ -26,7 +28,6 @@ import {
 } from "../../src/engine/spicedb-process.js";
 import { createSupervisedEngine, type SupervisedSpiceDb, type SupervisedSpiceDbOptions } from "../../src/engine/supervised.js";
 import { SPICEDB_BINARY, freshDatastoreUri, quietLogger, realSpiceDb, realSpiceDbTitle } from "../support/spicedb-server.js";
-import { engineSuite } from "./engine-suite.js";
 
 type LogEntry = { level: number; msg: string } & Record<string, unknown>;
 
@@ -92,20 +93,6 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("supervised SpiceDB (sp
 
   afterAll(async () => {
     if (datastoreUri) await dropDatabase(datastoreUri);
-  });
-
-  engineSuite("engine suite through the supervised engine", async () => {
-    // A datastore per engine: a second SpiceDB on one datastore is not its revision-heartbeat
-    // leader, and such a one sleeps up to 5.5 s, uninterruptibly, before it can stop.
-    const own = freshDatastoreUri();
-    const supervised = await createSupervisedEngine(options({ datastoreUri: own }), quietLogger());
-    return {
-      engine: supervised.engine,
-      close: async () => {
-        await supervised.engine.close();
-        await dropDatabase(own);
-      },
-    };
   });
 
   describe("one supervised SpiceDB", () => {
@@ -191,6 +178,16 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("supervised SpiceDB (sp
       // The previous test's crash was the first.
       expect(scheduledDelays(logs.entries)).toEqual([100, 200, 400, 800]);
       expect(await supervised.engine.readSchema()).toContain("definition dashboard");
+    });
+
+    it("closing the engine stops its SpiceDB (once, however often it is closed); calls afterwards fail with EngineError", async () => {
+      const pid = supervised.process.pid!;
+      await Promise.all([supervised.engine.close(), supervised.engine.close()]);
+      await supervised.engine.close();
+      expect(running(pid)).toBe(false);
+      expect(logs.entries.filter((e) => e.msg === "SpiceDB stopped")).toHaveLength(1);
+      await expect(supervised.engine.readSchema()).rejects.toBeInstanceOf(EngineError);
+      await expect(supervised.engine.readSchema()).rejects.toMatchObject({ kind: "unavailable" });
     });
   });
 
@@ -318,7 +315,7 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("supervised SpiceDB (sp
         const spicedb = new SpiceDbProcess(
           { binary: SPICEDB_BINARY, datastoreUri: bare, port: await freePort(), presharedKey: "k".repeat(20), maxUpdatesPerWrite: 1000, poolSize: 1 },
           quietLogger(),
-          { readyTimeoutMs: 1_500, stopTimeoutMs: 2_000 },
+          { readyTimeoutMs: 1_500, stopTimeoutMs: 1_000 },
         );
         await expect(spicedb.start()).rejects.toThrow(/did not report SERVING .* within 1500 ms; its last output:[\s\S]*not migrated/);
         expect(spicedb.pid).toBeUndefined();
