@@ -183,6 +183,18 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("SHAREGRAPH_ENGINE=spic
     expect(await server.clients().admin.reconcile({ dryRun: true })).toMatchObject({ missing: 0, extra: 0 });
   });
 
+  it("a datastore Postgres that cannot be reached fails start-up, naming it, and leaves no SpiceDB behind", async () => {
+    await stop();
+    const unreachable = new URL(datastoreUri);
+    unreachable.port = "1";
+    const failure = startTestServer({
+      env: { SHAREGRAPH_ENGINE: "spicedb", SPICEDB_BINARY, SPICEDB_DATASTORE_URI: unreachable.toString() },
+      database: target,
+    });
+    await expect(failure).rejects.toThrow(`could not prepare SpiceDB's datastore ${unreachable.toString()}: connect ECONNREFUSED 127.0.0.1:1`);
+    expect(spicedbChildren()).toEqual([]);
+  });
+
   it("a datastore built from another system of record is rebuilt, and what that one implied is removed", async () => {
     await stop();
     const other = await freshTarget();

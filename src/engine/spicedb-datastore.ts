@@ -143,10 +143,14 @@ export class DatastoreIndexRecord {
  */
 export async function prepareDatastore(binary: string, uri: string, log: Logger): Promise<{ created: boolean; record: DatastoreIndexRecord }> {
   const started = Date.now();
-  const created = await createDatabaseIfMissing(uri);
-  await migrateDatastore(binary, uri, log);
-  const record = new DatastoreIndexRecord(uri);
-  await record.ensureTable();
-  log.info({ datastore: redactUri(uri), created, ms: Date.now() - started }, "SpiceDB datastore ready");
-  return { created, record };
+  try {
+    const created = await createDatabaseIfMissing(uri);
+    await migrateDatastore(binary, uri, log);
+    const record = new DatastoreIndexRecord(uri);
+    await record.ensureTable();
+    log.info({ datastore: redactUri(uri), created, ms: Date.now() - started }, "SpiceDB datastore ready");
+    return { created, record };
+  } catch (err) {
+    throw new Error(`could not prepare SpiceDB's datastore ${redactUri(uri)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
 }

@@ -68,16 +68,21 @@ export async function createSupervisedEngine(options: SupervisedSpiceDbOptions, 
     await spicedb.stop();
     throw err;
   }
-  const engine = await createRemoteEngine({
-    kind: "spicedb",
-    endpoint: spicedb.endpoint,
-    token: presharedKey,
-    tls: "plaintext",
-    timeoutMs: options.timeoutMs,
-    maxUpdatesPerWrite: options.maxUpdatesPerWrite,
-    onClose: () => spicedb.stop(),
-  });
-  return { engine, process: spicedb, record, created };
+  try {
+    const engine = await createRemoteEngine({
+      kind: "spicedb",
+      endpoint: spicedb.endpoint,
+      token: presharedKey,
+      tls: "plaintext",
+      timeoutMs: options.timeoutMs,
+      maxUpdatesPerWrite: options.maxUpdatesPerWrite,
+      onClose: () => spicedb.stop(),
+    });
+    return { engine, process: spicedb, record, created };
+  } catch (err) {
+    await spicedb.stop();
+    throw err;
+  }
 }
 
 /** "v1.56.2" from `spicedb version` ("spicedb v1.56.2"); what it printed otherwise. */

@@ -328,7 +328,10 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("supervised SpiceDB (sp
     it("prepareDatastore: an unreachable Postgres is named; the database is created only once and migrating again is a no-op", async () => {
       const closed = new URL(freshDatastoreUri());
       closed.port = String(await freePort());
-      await expect(prepareDatastore(SPICEDB_BINARY, closed.toString(), quietLogger())).rejects.toThrow(/ECONNREFUSED/);
+      closed.password = "secret-pw";
+      const failure = prepareDatastore(SPICEDB_BINARY, closed.toString(), quietLogger());
+      await expect(failure).rejects.toThrow(new RegExp(`^could not prepare SpiceDB's datastore postgres://[^ ]*:\\*\\*\\*@127\\.0\\.0\\.1:${closed.port}/sg_spicedb_\\w+: .*ECONNREFUSED`));
+      await expect(failure).rejects.not.toThrow(/secret-pw/);
 
       const uri = freshDatastoreUri();
       try {
