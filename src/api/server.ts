@@ -93,7 +93,7 @@ export class DualProtocolServer {
   drain(): void {
     this.#tcp.close(() => this.#onClosed());
     for (const socket of this.#routing) socket.destroy();
-    for (const session of this.#sessions) if (!session.closed) session.close();
+    for (const session of this.#sessions) this.#goAway(session);
     this.#h2.close();
     this.#h1.close();
     // A keep-alive response that was already on its way when draining began leaves an idle connection behind.
@@ -120,6 +120,33 @@ export class DualProtocolServer {
     await this.closed();
     clearTimeout(timer);
     clearInterval(this.#draining);
+  }
+
+  /**
+   * Graceful GOAWAY (RFC 9113 §6.8): first with the highest stream id, which
+   * forbids new streams but still accepts those already on their way (they
+   * are refused with UNAVAILABLE by the front door, a status the client can
+   * act on, rather than a bare REFUSED_STREAM); after a PING round trip,
+   * close(): GOAWAY with the last stream actually received, and the
+   * connection ends when its streams have.
+   */
+  #goAway(session: http2.ServerHttp2Session): void {
+    if (session.closed || session.destroyed) return;
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(timer);
+      if (!session.closed && !session.destroyed) session.close();
+    };
+    const timer = setTimeout(close, 1_000);
+    timer.unref();
+    try {
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
+      if (!session.ping(close)) close();
+    } catch {
+      close();
+    }
   }
 
   #watchSession(session: http2.ServerHttp2Session): void {
