@@ -51,7 +51,8 @@ export class DualProtocolServer {
     this.#h1 = http.createServer(
       {
         headersTimeout: limits.readTimeoutMs,
-        requestTimeout: limits.readTimeoutMs,
+        // RPC bodies are timed by the front door (an answer in the caller's protocol); this is the backstop (408).
+        requestTimeout: 2 * limits.readTimeoutMs,
         keepAliveTimeout: limits.idleTimeoutMs,
         connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(limits.readTimeoutMs / 2))),
       },

@@ -66,6 +66,7 @@ const loneSurrogate = fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String
 const stringArb: fc.Arbitrary<string> = fc.oneof(
   { weight: 30, arbitrary: fc.constantFrom(...VOCAB) },
   { weight: 2, arbitrary: fc.constantFrom(...ODD) },
+  { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...VOCAB), fc.constantFrom("\u0000", "\ud800", "\u0000\u0000x")).map(([v, odd]) => v + odd) },
   { weight: 2, arbitrary: fc.string({ unit: "grapheme", maxLength: 24 }) },
   { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 24 }) },
   { weight: 1, arbitrary: fc.string({ unit: fc.oneof(loneSurrogate, fc.constantFrom("a", "\u0000", "%")), maxLength: 8 }) },
