@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type http from "node:http";
 import http2 from "node:http2";
 import { fromBinary, fromJsonString, type DescMethod } from "@bufbuild/protobuf";
@@ -178,7 +179,9 @@ export class FrontDoor {
       res.once("finish", () => {
         const status = res.statusCode;
         const error = status >= 400 ? new ConnectError(`HTTP ${status}: not a gRPC, gRPC-Web or Connect request for this RPC`, Code.InvalidArgument) : undefined;
-        recordCall(this.#options.log, this.#options.metrics, { method: `${method.parent.typeName}/${method.name}`, started, error, httpStatus: status });
+        const name = `${method.parent.typeName}/${method.name}`;
+        const requestId = header(req, "x-request-id") || randomUUID();
+        recordCall(this.#options.log.child({ requestId, method: name }), this.#options.metrics, { method: name, started, error, httpStatus: status });
       });
       askToClose(call, { unreadBody: true, graceMs: this.#options.limits.readTimeoutMs });
       const uRes = await handler(universalRequestFromNodeRequest(req, res, undefined, createContextValues()));

@@ -98,8 +98,12 @@ export class DualProtocolServer {
     this.#h2.close();
     this.#h1.close();
     // A keep-alive response that was already on its way when draining began leaves an idle connection behind.
-    this.#draining ??= setInterval(() => this.#h1.closeIdleConnections(), 50);
-    this.#draining.unref();
+    if (!this.#draining) {
+      const interval = setInterval(() => this.#h1.closeIdleConnections(), 50);
+      interval.unref();
+      this.#draining = interval;
+      void this.#closed.then(() => clearInterval(interval));
+    }
   }
 
   /** Resolves when every connection is closed (after drain()). */
@@ -120,7 +124,6 @@ export class DualProtocolServer {
     timer.unref();
     await this.closed();
     clearTimeout(timer);
-    clearInterval(this.#draining);
   }
 
   /**

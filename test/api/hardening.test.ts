@@ -248,6 +248,15 @@ describe("issue 7.6: what a caller sends is never INTERNAL, and every failure is
     expect(rpcLines("grpc.health.v1.Health/Check").filter((l) => l["code"] === "InvalidArgument").length).toBeGreaterThan(0);
     const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/sharegraph_rpc_total\{method="grpc\.health\.v1\.Health\/Check",code="InvalidArgument"\} [1-9]/);
+    // A request Connect answers at the HTTP level (wrong content type: 415) is counted too.
+    const res = await fetch(`${server.baseUrl}/grpc.health.v1.Health/Check`, { method: "POST", headers: { "content-type": "text/plain" }, body: "hello" });
+    expect(res.status).toBe(415);
+    // (The server writes the line when its response has finished, which may be just after the client has it.)
+    const counted = async () => {
+      while (!rpcLines("grpc.health.v1.Health/Check").some((l) => l["httpStatus"] === 415)) await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    expect(await settleWithin(counted(), 5_000)).toBeUndefined();
+    expect(rpcLines("grpc.health.v1.Health/Check").find((l) => l["httpStatus"] === 415)).toMatchObject({ code: "InvalidArgument" });
   });
 
   it("a JSON body sent as application/proto, truncated gzip, a message cut short, two messages: INVALID_ARGUMENT (HTTP 400)", async () => {
