@@ -9,6 +9,7 @@ import {
   createContextKey,
   createContextValues,
   type ConnectRouter,
+  type ContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
@@ -17,7 +18,7 @@ import * as connectWire from "@connectrpc/connect/protocol-connect";
 import * as grpcWire from "@connectrpc/connect/protocol-grpc";
 import * as grpcWebWire from "@connectrpc/connect/protocol-grpc-web";
 import type { Logger } from "../logger.js";
-import type { ApiKeys } from "./auth.js";
+import { callerKey, type ApiKeys } from "./auth.js";
 import { recordCall, type RpcMetrics } from "./observe.js";
 
 /*
@@ -198,7 +199,7 @@ export class FrontDoor {
       askToClose(call, { unreadBody: !req.complete, graceMs: this.#options.limits.readTimeoutMs });
     };
 
-    const refusal = this.#admit(req, wire, method);
+    const refusal = this.#admit(req, wire, method, values);
     if (refusal) {
       refuse(refusal);
     } else if (method.methodKind === "unary" || method.methodKind === "server_streaming") {
@@ -218,10 +219,11 @@ export class FrontDoor {
   }
 
   /** Step 1: what can be refused from the headers alone. */
-  #admit(req: NodeRequest, wire: Wire, method: DescMethod): ConnectError | undefined {
+  #admit(req: NodeRequest, wire: Wire, method: DescMethod, values: ContextValues): ConnectError | undefined {
     if (this.#draining) return new ConnectError("the server is shutting down; retry (another instance will answer)", Code.Unavailable);
     try {
-      this.#options.keys.authorize(method.parent.typeName, method.name, header(req, "authorization"));
+      // Known from here on, so that the log line of a refusal below names the key.
+      values.set(callerKey, this.#options.keys.authorize(method.parent.typeName, method.name, header(req, "authorization")));
     } catch (err) {
       return ConnectError.from(err);
     }

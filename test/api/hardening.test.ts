@@ -159,7 +159,9 @@ describe("issue 7.3: no exhaustion before authentication; a request size limit",
     const client = createClient(PermissionService, make());
     const before = rpcLines("sharegraph.v1.PermissionService/CheckPermission").filter((l) => l["code"] === "ResourceExhausted").length;
     await refusal(client.checkPermission({ ...checkRequest(), permission: "x".repeat(LIMIT + 10) }), Code.ResourceExhausted, /MAX_REQUEST_BYTES/);
-    expect(rpcLines("sharegraph.v1.PermissionService/CheckPermission").filter((l) => l["code"] === "ResourceExhausted")).toHaveLength(before + 1);
+    const exhausted = rpcLines("sharegraph.v1.PermissionService/CheckPermission").filter((l) => l["code"] === "ResourceExhausted");
+    expect(exhausted).toHaveLength(before + 1);
+    expect(exhausted.at(-1)?.["key"]).toMatch(/^key-[0-9a-f]{8}$/);
     // Just under the limit is an ordinary (refused) permission name.
     await refusal(client.checkPermission({ ...checkRequest(), permission: "x".repeat(LIMIT - 200) }), Code.InvalidArgument, /permission/);
   });
