@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { join, resolve } from "node:path";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { adminService } from "./api/admin-service.js";
 import { contentService } from "./api/content-service.js";
 import { ApiKeys, authInterceptor, localApiKeys } from "./api/auth.js";
+import { FrontDoor } from "./api/front-door.js";
 import { directoryService } from "./api/directory-service.js";
 import { partnerService } from "./api/partner-service.js";
 import { HealthStatus, healthService } from "./api/health.js";
@@ -13,6 +14,7 @@ import { observeInterceptor, rpcMetrics } from "./api/observe.js";
 import { permissionService } from "./api/permission-service.js";
 import { SERVED, routes } from "./api/routes.js";
 import { DualProtocolServer } from "./api/server.js";
+import { validationInterceptor } from "./api/validate.js";
 import type { ApiKey, Config } from "./config.js";
 import { Authorizer } from "./domain/authorizer.js";
 import { ContentCatalog } from "./domain/content.js";
@@ -31,6 +33,7 @@ import { createRemoteEngine } from "./engine/remote.js";
 import type { DatastoreIndexRecord } from "./engine/spicedb-datastore.js";
 import { createSupervisedEngine } from "./engine/supervised.js";
 import { describeSchema, loadSchemaText } from "./engine/schema.js";
+import type { Health } from "./gen/health/v1/health_pb.js";
 import { createLogger, type Logger } from "./logger.js";
 import { NotificationDispatcher, smtpSender } from "./notify/dispatcher.js";
 import type { DatabaseTarget } from "./store/connect.js";
@@ -54,6 +57,25 @@ function abortController(): AbortController {
   const controller = new AbortController();
   setMaxListeners(0, controller.signal);
   return controller;
+}
+
+/** Whether `promise` settled within ms. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Health Watch streams never end by themselves: end them (after their NOT_SERVING) when shutdown begins. */
+function endWatchOnDrain(health: ServiceImpl<typeof Health>, draining: AbortSignal): ServiceImpl<typeof Health> {
+  return {
+    ...health,
+    watch: (req, ctx) => health.watch(req, { ...ctx, signal: AbortSignal.any([ctx.signal, draining]) }),
+  };
 }
 
 interface PlainResponse {
@@ -94,6 +116,9 @@ export interface Domain {
 export class App {
   readonly #closers: Array<{ name: string; close: () => Promise<void> }> = [];
   #server: DualProtocolServer | undefined;
+  #frontDoor: FrontDoor | undefined;
+  /** Aborted when shutdown begins: streams that never end by themselves (health Watch) end then. */
+  readonly #draining = abortController();
   #address: { host: string; port: number } | undefined;
   readonly #shutdown = abortController();
   #stopping: Promise<void> | undefined;
@@ -224,24 +249,32 @@ export class App {
     const metrics = rpcMetrics(this.metrics);
     collectDefaultMetrics({ register: this.metrics });
     const { directory, permissions, explainer, catalog, sharing, partners, notifications, index } = this.domain;
-    const handler = connectNodeAdapter({
+    const keys = new ApiKeys(this.apiKeys.keys);
+    const apiLog = this.log.child({ component: "api" });
+    const frontDoor = new FrontDoor({
       routes: routes({
         permission: permissionService(permissions, explainer),
         directory: directoryService(directory, this.config.limits.maxListPageSize),
         content: contentService(catalog, sharing),
         partner: partnerService(partners),
         admin: adminService(index, notifications, this.config.limits.maxListPageSize),
-        health: healthService(this.health),
+        health: endWatchOnDrain(healthService(this.health), this.#draining.signal),
       }),
-      interceptors: [observeInterceptor(this.log.child({ component: "api" }), metrics), authInterceptor(new ApiKeys(this.apiKeys.keys))],
+      observe: observeInterceptor(apiLog, metrics),
+      interceptors: [authInterceptor(keys), validationInterceptor()],
+      keys,
+      limits: this.config.transport,
       shutdownSignal: this.#shutdown.signal,
+      log: apiLog,
+      metrics,
       fallback: (req, res) => void this.#plainHttp(req.url ?? "", res),
     });
-    const server = new DualProtocolServer(handler);
+    const server = new DualProtocolServer(frontDoor.handler, this.config.transport);
+    this.#frontDoor = frontDoor;
     this.#address = await server.listen(this.config.addr.host, this.config.addr.port);
     this.#server = server;
     this.health.setAll(true);
-    this.log.info({ address: `${this.#address.host}:${this.#address.port}`, engine: this.domain.engine.kind, database: this.domain.store.kind }, "serving");
+    this.log.info({ address: `${this.#address.host}:${this.#address.port}`, engine: this.domain.engine.kind, database: this.domain.store.kind, apiKeys: keys.describe() }, "serving");
     return this.#address;
   }
 
@@ -250,15 +283,34 @@ export class App {
     return this.#address;
   }
 
-  /** Idempotent: health goes NOT_SERVING, calls in flight get a grace period, then everything closes. */
-  stop(graceMs = 5_000): Promise<void> {
+  /**
+   * Idempotent. Health goes NOT_SERVING; new calls are refused (UNAVAILABLE;
+   * GOAWAY on HTTP/2, `Connection: close` on HTTP/1.1); calls in flight get
+   * graceMs to finish; then their handlers are cancelled and whatever is left
+   * is ended with UNAVAILABLE and cut; then everything closes. main.ts bounds
+   * the whole of it (SHUTDOWN_TIMEOUT_MS) in case something here hangs.
+   */
+  stop(graceMs = this.config.transport.shutdownGraceMs): Promise<void> {
     this.#stopping ??= (async () => {
       this.health.setAll(false);
-      if (this.#server) {
-        const closing = this.#server.close(graceMs);
-        this.#shutdown.abort();
-        await closing;
+      const server = this.#server;
+      const frontDoor = this.#frontDoor;
+      if (server && frontDoor) {
+        // Let Watch streams send NOT_SERVING before they end.
+        await new Promise((resolve) => setImmediate(resolve));
+        frontDoor.drain();
+        server.drain();
+        this.#draining.abort();
+        if (!(await within(frontDoor.whenIdle(), graceMs))) {
+          this.log.warn({ calls: frontDoor.inFlight, graceMs }, "calls still in flight after the grace period; cancelling them");
+          const shuttingDown = new ConnectError("the server shut down before this call finished; retry", Code.Unavailable);
+          this.#shutdown.abort(shuttingDown);
+          if (!(await within(frontDoor.whenIdle(), Math.min(1_000, graceMs)))) frontDoor.endAll(shuttingDown);
+        }
+        if (!(await within(server.closed(), Math.min(1_000, graceMs)))) server.destroyAll();
+        await server.closed();
       }
+      this.#shutdown.abort();
       await this.#closeAll();
       this.log.info("stopped");
     })();

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { DEFAULT_SPICEDB_BINARY, databaseNameOf, defaultDatastoreUri, isExecutableFile } from "./engine/spicedb-config.js";
@@ -10,9 +11,16 @@ import { DEFAULT_SPICEDB_BINARY, databaseNameOf, defaultDatastoreUri, isExecutab
 
 export type ApiKeyScope = "admin" | "check";
 
+/**
+ * An API key: its secret, its scope, the name it is known by (logs and
+ * refusals name it, never the secret) and the actors it may assert in the
+ * `actor` field of a call: any, only those listed, or none.
+ */
 export interface ApiKey {
   readonly secret: string;
   readonly scope: ApiKeyScope;
+  readonly name: string;
+  readonly actors: "any" | readonly string[];
 }
 
 export interface Config {
@@ -49,6 +57,21 @@ export interface Config {
     readonly pollMs: number;
     readonly maxBackoffMs: number;
     readonly retentionHours: number;
+  };
+  /** Limits and timeouts of the server itself (what a caller can make it hold). */
+  readonly transport: {
+    /** Largest request message, after decompression. */
+    readonly maxRequestBytes: number;
+    /** A new connection's first bytes, and each request (headers and body), must arrive within this. */
+    readonly readTimeoutMs: number;
+    /** A connection with no call in flight is closed after this. */
+    readonly idleTimeoutMs: number;
+    readonly maxConnections: number;
+    readonly maxStreamsPerConnection: number;
+    /** On SIGTERM: how long calls in flight may take to finish. */
+    readonly shutdownGraceMs: number;
+    /** On SIGTERM: the process exits after this even if something hangs. */
+    readonly shutdownTimeoutMs: number;
   };
   readonly limits: {
     readonly maxBulkItems: number;
@@ -104,7 +127,7 @@ const envSchema = z.object({
     .refine((v) => !v || /^postgres(ql)?:\/\//.test(v), "expected a postgres:// URL"),
   SPICEDB_DATASTORE_POOL_SIZE: positiveInt(10),
   SHAREGRAPH_API_KEYS: z.string().optional(),
-  SHAREGRAPH_PLATFORM_ADMINS: z.string().default("admin"),
+  SHAREGRAPH_PLATFORM_ADMINS: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   OUTBOX_APPLY_TIMEOUT_MS: positiveInt(5_000),
   OUTBOX_POLL_MS: positiveInt(1_000),
@@ -113,6 +136,13 @@ const envSchema = z.object({
   MAX_BULK_CHECK_ITEMS: positiveInt(1_000),
   MAX_LOOKUP_PAGE_SIZE: positiveInt(10_000),
   MAX_LIST_PAGE_SIZE: positiveInt(1_000),
+  MAX_REQUEST_BYTES: positiveInt(4 * 1024 * 1024).refine((v) => v <= 0xffffffff, "at most 4294967295"),
+  REQUEST_READ_TIMEOUT_MS: positiveInt(10_000),
+  IDLE_TIMEOUT_MS: positiveInt(60_000),
+  MAX_CONNECTIONS: positiveInt(1_000),
+  MAX_STREAMS_PER_CONNECTION: positiveInt(256),
+  SHUTDOWN_GRACE_MS: positiveInt(10_000),
+  SHUTDOWN_TIMEOUT_MS: positiveInt(20_000),
   SHAREGRAPH_DEMO: boolean.default(false),
   INVITATION_TTL_DAYS: positiveInt(14),
   INVITATION_ACCEPT_URL: z
@@ -163,17 +193,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.SHAREGRAPH_API_KEYS !== undefined) {
     apiKeys = [];
     for (const [index, entry] of e.SHAREGRAPH_API_KEYS.split(",").map((s) => s.trim()).filter(Boolean).entries()) {
-      const cut = entry.lastIndexOf(":");
-      const secret = cut > 0 ? entry.slice(0, cut) : "";
-      const scope = cut > 0 ? entry.slice(cut + 1) : "";
-      if (scope !== "admin" && scope !== "check") {
-        problems.push(`SHAREGRAPH_API_KEYS: entry ${index + 1} must be secret:admin or secret:check`);
-      } else if (secret.length < 16) {
-        problems.push(`SHAREGRAPH_API_KEYS: entry ${index + 1}: secrets must have at least 16 characters`);
-      } else {
-        apiKeys.push({ secret, scope });
-      }
+      const key = parseApiKey(entry);
+      if (typeof key === "string") problems.push(`SHAREGRAPH_API_KEYS: entry ${index + 1}${key}`);
+      else apiKeys.push(key);
     }
+    const names = apiKeys.map((k) => k.name);
+    for (const name of new Set(names.filter((n, i) => names.indexOf(n) !== i))) problems.push(`SHAREGRAPH_API_KEYS: two keys are named ${JSON.stringify(name)}`);
     if (apiKeys.length === 0 && problems.length === 0) problems.push("SHAREGRAPH_API_KEYS: no keys given");
   }
 
@@ -230,9 +255,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (e.SPICEDB_DATASTORE_URI) problems.push(`SPICEDB_DATASTORE_URI is for SHAREGRAPH_ENGINE=spicedb, not ${engine}`);
   }
 
-  const platformAdmins = e.SHAREGRAPH_PLATFORM_ADMINS.split(",").map((s) => s.trim()).filter(Boolean);
+  // The embedded default has a platform admin called "admin" (the demo and the README use it); a
+  // deployment names its own, so that no one can guess which actor creates users and organizations.
+  if (production && e.SHAREGRAPH_PLATFORM_ADMINS === undefined) {
+    problems.push("SHAREGRAPH_PLATFORM_ADMINS is required with DATABASE_URL or SPICEDB_ENDPOINT (the default platform admin \"admin\" is for the embedded default only)");
+  }
+  const platformAdmins = (e.SHAREGRAPH_PLATFORM_ADMINS ?? "admin").split(",").map((s) => s.trim()).filter(Boolean);
   if (platformAdmins.length === 0) problems.push("SHAREGRAPH_PLATFORM_ADMINS: at least one user id is required");
   for (const id of platformAdmins) if (!ID.test(id)) problems.push(`SHAREGRAPH_PLATFORM_ADMINS: ${JSON.stringify(id)} is not a valid user id`);
+
+  if (e.SHUTDOWN_TIMEOUT_MS <= e.SHUTDOWN_GRACE_MS) problems.push("SHUTDOWN_TIMEOUT_MS must be greater than SHUTDOWN_GRACE_MS");
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -249,6 +281,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pollMs: e.OUTBOX_POLL_MS,
       maxBackoffMs: e.OUTBOX_MAX_BACKOFF_MS,
       retentionHours: e.OUTBOX_RETENTION_HOURS,
+    },
+    transport: {
+      maxRequestBytes: e.MAX_REQUEST_BYTES,
+      readTimeoutMs: e.REQUEST_READ_TIMEOUT_MS,
+      idleTimeoutMs: e.IDLE_TIMEOUT_MS,
+      maxConnections: e.MAX_CONNECTIONS,
+      maxStreamsPerConnection: e.MAX_STREAMS_PER_CONNECTION,
+      shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+      shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     },
     limits: {
       maxBulkItems: e.MAX_BULK_CHECK_ITEMS,
@@ -269,6 +310,47 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     demo: e.SHAREGRAPH_DEMO || argv.includes("--demo"),
   } satisfies Config);
+}
+
+const KEY_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * One API key entry: `secret:scope`, optionally followed by `;name=<name>`
+ * and `;actors=<ids>` where ids is `*` (any actor, the default), `-` (none)
+ * or user ids separated by `|`. The secret may contain colons (the scope is
+ * after the last one before the options). Without a name, a key is called
+ * `key-` and 8 hex digits of its secret's SHA-256. Returns the key, or the
+ * problem (to follow "entry N").
+ */
+export function parseApiKey(entry: string): ApiKey | string {
+  // Greedy: the secret may contain ":" and ";"; the scope is the last ":admin" or ":check" that only options follow.
+  const match = /^(.+):(admin|check)((?:;[^;]*)*)$/.exec(entry);
+  if (!match) return " must be secret:admin or secret:check";
+  const [, secret = "", scope = "admin", rest = ""] = match;
+  if (secret.length < 16) return ": secrets must have at least 16 characters";
+  const options = rest.split(";").slice(1);
+  let name = `key-${createHash("sha256").update(secret, "utf8").digest("hex").slice(0, 8)}`;
+  let actors: ApiKey["actors"] = "any";
+  for (const option of options.map((o) => o.trim()).filter(Boolean)) {
+    const eq = option.indexOf("=");
+    const [key, value] = eq > 0 ? [option.slice(0, eq).trim(), option.slice(eq + 1).trim()] : [option, ""];
+    if (key === "name") {
+      if (!KEY_NAME.test(value)) return `: name must be 1-64 letters, digits, ".", "_" or "-", got ${JSON.stringify(value)}`;
+      name = value;
+    } else if (key === "actors") {
+      if (value === "*") actors = "any";
+      else if (value === "-") actors = [];
+      else {
+        const ids = value.split("|").map((id) => id.trim());
+        const bad = ids.find((id) => !ID.test(id));
+        if (bad !== undefined) return `: actors must be *, - or user ids separated by |; ${JSON.stringify(bad)} is not a user id`;
+        actors = ids;
+      }
+    } else {
+      return `: unknown option ${JSON.stringify(key)} (expected name= or actors=)`;
+    }
+  }
+  return { secret, scope: scope as ApiKeyScope, name, actors };
 }
 
 function deepFreeze<T>(value: T): T {

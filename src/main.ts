@@ -18,10 +18,19 @@ async function main(): Promise<void> {
   if (config.demo) await loadDemo(app.domain, app.log);
   await app.start();
   let signals = 0;
+  const { shutdownGraceMs, shutdownTimeoutMs } = config.transport;
   const stop = (signal: string) => {
-    if (++signals > 1) process.exit(1);
-    app.log.info({ signal }, "shutting down");
-    app.stop().then(
+    if (++signals > 1) {
+      app.log.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
+    }
+    app.log.info({ signal, graceMs: shutdownGraceMs, timeoutMs: shutdownTimeoutMs }, "shutting down");
+    // Whatever hangs (a database that no longer answers, a stuck close), the process ends within SHUTDOWN_TIMEOUT_MS.
+    setTimeout(() => {
+      app.log.error({ timeoutMs: shutdownTimeoutMs }, "shutdown did not finish within SHUTDOWN_TIMEOUT_MS; exiting");
+      process.exit(1);
+    }, shutdownTimeoutMs);
+    app.stop(shutdownGraceMs).then(
       () => process.exit(0),
       (err: unknown) => {
         app.log.error({ err }, "shutdown failed");

@@ -21,6 +21,8 @@ function problemsOf(env: Record<string, string | undefined>, argv: readonly stri
 }
 
 const KEYS = "admin-secret-0123456789:admin,check-secret-0123456789:check";
+/** What a deployment (DATABASE_URL or SPICEDB_ENDPOINT) must name itself. */
+const PRODUCTION = { SHAREGRAPH_API_KEYS: KEYS, SHAREGRAPH_PLATFORM_ADMINS: "admin" };
 
 describe("loadConfig", () => {
   it("an empty environment is the embedded default", () => {
@@ -34,6 +36,15 @@ describe("loadConfig", () => {
       platformAdmins: ["admin"],
       logLevel: "info",
       outbox: { applyTimeoutMs: 5_000, pollMs: 1_000, maxBackoffMs: 30_000, retentionHours: 168 },
+      transport: {
+        maxRequestBytes: 4 * 1024 * 1024,
+        readTimeoutMs: 10_000,
+        idleTimeoutMs: 60_000,
+        maxConnections: 1_000,
+        maxStreamsPerConnection: 256,
+        shutdownGraceMs: 10_000,
+        shutdownTimeoutMs: 20_000,
+      },
       limits: { maxBulkItems: 1_000, maxLookupPageSize: 10_000, maxListPageSize: 1_000 },
       partners: { invitationTtlDays: 14, acceptUrl: undefined, extraPublicDomains: [] },
       notifications: { smtpUrl: undefined, from: "sharegraph <no-reply@sharegraph.invalid>", pollMs: 1_000, maxAttempts: 10, maxBackoffMs: 300_000 },
@@ -78,8 +89,8 @@ describe("loadConfig", () => {
     expect(config.database).toEqual({ kind: "postgres", url: "postgres://sharegraph@db:5432/sharegraph", poolSize: 25 });
     expect(config.spicedb).toEqual({ kind: "remote", endpoint: "spicedb:50051", token: "preshared", tls: "tls", timeoutMs: 2500, maxUpdatesPerWrite: 1000 });
     expect(config.apiKeys).toEqual([
-      { secret: "admin-secret-0123456789", scope: "admin" },
-      { secret: "check-secret-0123456789", scope: "check" },
+      { secret: "admin-secret-0123456789", scope: "admin", name: expect.stringMatching(/^key-[0-9a-f]{8}$/), actors: "any" },
+      { secret: "check-secret-0123456789", scope: "check", name: expect.stringMatching(/^key-[0-9a-f]{8}$/), actors: "any" },
     ]);
     expect(config.platformAdmins).toEqual(["root", "ops-1"]);
     expect(config.logLevel).toBe("warn");
@@ -87,7 +98,7 @@ describe("loadConfig", () => {
   });
 
   it("SpiceDB TLS: plaintext with SPICEDB_INSECURE, a private CA with SPICEDB_CA_FILE, never both", () => {
-    const remote = { SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", SHAREGRAPH_API_KEYS: KEYS };
+    const remote = { SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", ...PRODUCTION };
     const tls = (env: Record<string, string>) => {
       const spicedb = loadConfig({ ...remote, ...env }).spicedb;
       return spicedb.kind === "remote" ? spicedb.tls : undefined;
@@ -148,24 +159,85 @@ describe("loadConfig", () => {
 
   it("R41: API key secrets need at least 16 characters and a scope of admin or check", () => {
     expect(problemsOf({ SHAREGRAPH_API_KEYS: "fifteen-chars-x:admin" })).toEqual(["SHAREGRAPH_API_KEYS: entry 1: secrets must have at least 16 characters"]);
-    expect(loadConfig({ SHAREGRAPH_API_KEYS: "sixteen-chars-xx:admin" }).apiKeys).toEqual([{ secret: "sixteen-chars-xx", scope: "admin" }]);
+    expect(loadConfig({ SHAREGRAPH_API_KEYS: "sixteen-chars-xx:admin" }).apiKeys).toEqual([{ secret: "sixteen-chars-xx", scope: "admin", name: "key-7b3195f4", actors: "any" }]);
     expect(problemsOf({ SHAREGRAPH_API_KEYS: "no-scope-at-all-here" })).toEqual(["SHAREGRAPH_API_KEYS: entry 1 must be secret:admin or secret:check"]);
     expect(problemsOf({ SHAREGRAPH_API_KEYS: ":admin" })).toEqual(["SHAREGRAPH_API_KEYS: entry 1 must be secret:admin or secret:check"]);
     expect(problemsOf({ SHAREGRAPH_API_KEYS: " , " })).toEqual(["SHAREGRAPH_API_KEYS: no keys given"]);
     // The scope is after the last colon; the secret may contain colons.
-    expect(loadConfig({ SHAREGRAPH_API_KEYS: "with:colons:inside-it:check" }).apiKeys).toEqual([{ secret: "with:colons:inside-it", scope: "check" }]);
+    expect(loadConfig({ SHAREGRAPH_API_KEYS: "with:colons:inside-it:check" }).apiKeys).toMatchObject([{ secret: "with:colons:inside-it", scope: "check" }]);
   });
 
   it("R41: keys are generated only in the embedded default: DATABASE_URL or SPICEDB_ENDPOINT need SHAREGRAPH_API_KEYS", () => {
     const required = "SHAREGRAPH_API_KEYS is required with DATABASE_URL or SPICEDB_ENDPOINT (keys are generated only in the embedded default)";
-    expect(problemsOf({ DATABASE_URL: "postgres://db/sharegraph" })).toEqual([required]);
-    expect(problemsOf({ SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t" })).toEqual([required]);
-    expect(loadConfig({ DATABASE_URL: "postgresql://db/sharegraph", SHAREGRAPH_API_KEYS: KEYS }).database.kind).toBe("postgres");
+    expect(problemsOf({ DATABASE_URL: "postgres://db/sharegraph", SHAREGRAPH_PLATFORM_ADMINS: "root" })).toEqual([required]);
+    expect(problemsOf({ SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", SHAREGRAPH_PLATFORM_ADMINS: "root" })).toEqual([required]);
+    expect(loadConfig({ DATABASE_URL: "postgresql://db/sharegraph", ...PRODUCTION }).database.kind).toBe("postgres");
+  });
+
+  it("issue 7.10: a key may carry a name and the actors it may assert; the old secret:scope form still works", () => {
+    const keys = loadConfig({
+      SHAREGRAPH_API_KEYS: [
+        "dashboard-secret-0123456789:admin;name=dashboard;actors=alice|bob",
+        "reporting-secret-0123456789:admin; name=reporting ; actors=-",
+        "ops-secret-0123456789:admin;name=ops;actors=*",
+        "semi;colon:secret-0123456789:check",
+      ].join(","),
+    }).apiKeys;
+    expect(keys).toEqual([
+      { secret: "dashboard-secret-0123456789", scope: "admin", name: "dashboard", actors: ["alice", "bob"] },
+      { secret: "reporting-secret-0123456789", scope: "admin", name: "reporting", actors: [] },
+      { secret: "ops-secret-0123456789", scope: "admin", name: "ops", actors: "any" },
+      { secret: "semi;colon:secret-0123456789", scope: "check", name: expect.stringMatching(/^key-[0-9a-f]{8}$/), actors: "any" },
+    ]);
+    expect(problemsOf({ SHAREGRAPH_API_KEYS: "dashboard-secret-0123456789:admin;actors=alice|not ok" })).toEqual([
+      'SHAREGRAPH_API_KEYS: entry 1: actors must be *, - or user ids separated by |; "not ok" is not a user id',
+    ]);
+    expect(problemsOf({ SHAREGRAPH_API_KEYS: "dashboard-secret-0123456789:admin;name=a b" })).toEqual([
+      'SHAREGRAPH_API_KEYS: entry 1: name must be 1-64 letters, digits, ".", "_" or "-", got "a b"',
+    ]);
+    expect(problemsOf({ SHAREGRAPH_API_KEYS: "dashboard-secret-0123456789:admin;role=x" })).toEqual([
+      'SHAREGRAPH_API_KEYS: entry 1: unknown option "role" (expected name= or actors=)',
+    ]);
+    expect(problemsOf({ SHAREGRAPH_API_KEYS: "one-secret-0123456789:admin;name=svc,two-secret-0123456789:check;name=svc" })).toEqual([
+      'SHAREGRAPH_API_KEYS: two keys are named "svc"',
+    ]);
+  });
+
+  it("issue 7.10: a deployment must name its platform admins; the predictable default \"admin\" is for the embedded default only", () => {
+    const required = 'SHAREGRAPH_PLATFORM_ADMINS is required with DATABASE_URL or SPICEDB_ENDPOINT (the default platform admin "admin" is for the embedded default only)';
+    expect(problemsOf({ DATABASE_URL: "postgres://db/sharegraph", SHAREGRAPH_API_KEYS: KEYS })).toEqual([required]);
+    expect(problemsOf({ SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", SHAREGRAPH_API_KEYS: KEYS })).toEqual([required]);
+    expect(loadConfig({ DATABASE_URL: "postgres://db/sharegraph", SHAREGRAPH_API_KEYS: KEYS, SHAREGRAPH_PLATFORM_ADMINS: "ops-7f3a" }).platformAdmins).toEqual(["ops-7f3a"]);
+    expect(loadConfig({}).platformAdmins).toEqual(["admin"]);
+  });
+
+  it("issue 7.3/7.4/7.7: request size, timeouts, connection caps and the shutdown bound are read and checked", () => {
+    const config = loadConfig({
+      MAX_REQUEST_BYTES: "65536",
+      REQUEST_READ_TIMEOUT_MS: "2000",
+      IDLE_TIMEOUT_MS: "30000",
+      MAX_CONNECTIONS: "50",
+      MAX_STREAMS_PER_CONNECTION: "8",
+      SHUTDOWN_GRACE_MS: "3000",
+      SHUTDOWN_TIMEOUT_MS: "5000",
+    });
+    expect(config.transport).toEqual({
+      maxRequestBytes: 65536,
+      readTimeoutMs: 2000,
+      idleTimeoutMs: 30000,
+      maxConnections: 50,
+      maxStreamsPerConnection: 8,
+      shutdownGraceMs: 3000,
+      shutdownTimeoutMs: 5000,
+    });
+    expect(problemsOf({ SHUTDOWN_GRACE_MS: "5000", SHUTDOWN_TIMEOUT_MS: "5000" })).toEqual(["SHUTDOWN_TIMEOUT_MS must be greater than SHUTDOWN_GRACE_MS"]);
+    expect(problemsOf({ MAX_REQUEST_BYTES: "0" })).toEqual([expect.stringMatching(/^MAX_REQUEST_BYTES: /)]);
+    expect(problemsOf({ MAX_REQUEST_BYTES: "5000000000" })).toEqual(["MAX_REQUEST_BYTES: at most 4294967295"]);
   });
 
   it("SPICEDB_ENDPOINT requires SPICEDB_TOKEN and a host:port", () => {
-    expect(problemsOf({ SPICEDB_ENDPOINT: "spicedb:50051", SHAREGRAPH_API_KEYS: KEYS })).toEqual(["SPICEDB_TOKEN is required with SPICEDB_ENDPOINT"]);
-    expect(problemsOf({ SPICEDB_ENDPOINT: "grpc://spicedb", SPICEDB_TOKEN: "t", SHAREGRAPH_API_KEYS: KEYS })).toEqual([
+    expect(problemsOf({ SPICEDB_ENDPOINT: "spicedb:50051", ...PRODUCTION })).toEqual(["SPICEDB_TOKEN is required with SPICEDB_ENDPOINT"]);
+    expect(problemsOf({ SPICEDB_ENDPOINT: "grpc://spicedb", SPICEDB_TOKEN: "t", ...PRODUCTION })).toEqual([
       "SPICEDB_ENDPOINT: expected host:port, e.g. spicedb:50051",
     ]);
     expect(problemsOf({ SPICEDB_TOKEN: "t" })).toEqual(["SPICEDB_TOKEN is set but SPICEDB_ENDPOINT is not"]);
@@ -261,7 +333,7 @@ describe("loadConfig", () => {
   });
 
   it("the config is deeply frozen", () => {
-    const config = loadConfig({ SHAREGRAPH_API_KEYS: KEYS, SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", SPICEDB_CA_FILE: "/ca.pem" });
+    const config = loadConfig({ ...PRODUCTION, SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", SPICEDB_CA_FILE: "/ca.pem" });
     const frozen = (value: unknown, path: string): string[] => {
       if (value === null || typeof value !== "object") return [];
       const inner = Object.entries(value).flatMap(([k, v]) => frozen(v, `${path}.${k}`));

@@ -53,3 +53,18 @@ export function toConnectError(err: unknown): ConnectError | undefined {
   }
   return undefined;
 }
+
+/** Longest error message a caller gets (and the log line keeps). */
+export const MAX_ERROR_MESSAGE = 1024;
+
+/**
+ * Messages name fields and often quote what the caller sent; a huge value
+ * must not become a huge grpc-message trailer (clients refuse header blocks
+ * beyond their limit and report INTERNAL) or a huge log line.
+ */
+export function boundMessage(err: ConnectError): ConnectError {
+  if (err.rawMessage.length <= MAX_ERROR_MESSAGE) return err;
+  const bounded = new ConnectError(`${err.rawMessage.slice(0, MAX_ERROR_MESSAGE - 1)}…`, err.code, err.metadata, undefined, err.cause);
+  bounded.details = err.details;
+  return bounded;
+}

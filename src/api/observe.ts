@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { Logger } from "../logger.js";
-import { toConnectError } from "./errors.js";
+import { callerKey } from "./auth.js";
+import { boundMessage, toConnectError } from "./errors.js";
 
 /** Per-call values handlers may read (ctx.values.get(requestLogger)). */
 export const requestLogger = createContextKey<Logger | undefined>(undefined, { description: "logger of this call" });
@@ -39,14 +40,8 @@ export function observeInterceptor(log: Logger, metrics: RpcMetrics): Intercepto
     const callLog = log.child({ requestId, method });
     req.contextValues.set(requestLogger, callLog);
     const finish = (err: unknown) => {
-      const seconds = (performance.now() - started) / 1000;
-      const connectErr = err === undefined ? undefined : mapError(err, callLog);
-      const code = connectErr ? Code[connectErr.code] : "OK";
-      metrics.calls.inc({ method, code });
-      metrics.seconds.observe({ method }, seconds);
-      const fields = { code, ms: Math.round(seconds * 10_000) / 10, ...(connectErr ? { error: connectErr.rawMessage } : {}) };
-      if (connectErr?.code === Code.Internal) callLog.error(fields, "rpc");
-      else callLog.info(fields, "rpc");
+      const connectErr = err === undefined ? undefined : boundMessage(mapError(err, callLog));
+      recordCall(callLog, metrics, { method, started, error: connectErr, key: req.contextValues.get(callerKey)?.name });
       return connectErr;
     };
     let res;
@@ -72,6 +67,31 @@ export function observeInterceptor(log: Logger, metrics: RpcMetrics): Intercepto
       })(),
     };
   };
+}
+
+/**
+ * The log line and metrics of one call. Also used by the front door for
+ * requests Connect answers without running interceptors (wrong content
+ * type or HTTP method): they count, with the code closest to what happened.
+ */
+export function recordCall(
+  log: Logger,
+  metrics: RpcMetrics,
+  call: { method: string; started: number; error: ConnectError | undefined; key?: string | undefined; httpStatus?: number },
+): void {
+  const seconds = (performance.now() - call.started) / 1000;
+  const code = call.error ? Code[call.error.code] : "OK";
+  metrics.calls.inc({ method: call.method, code });
+  metrics.seconds.observe({ method: call.method }, seconds);
+  const fields = {
+    code,
+    ms: Math.round(seconds * 10_000) / 10,
+    ...(call.key ? { key: call.key } : {}),
+    ...(call.httpStatus ? { httpStatus: call.httpStatus } : {}),
+    ...(call.error ? { error: call.error.rawMessage } : {}),
+  };
+  if (call.error?.code === Code.Internal) log.error(fields, "rpc");
+  else log.info(fields, "rpc");
 }
 
 function mapError(err: unknown, log: Logger): ConnectError {
