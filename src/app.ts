@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { join } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -22,6 +22,7 @@ import { Explainer } from "./domain/explain.js";
 import { IndexMaintenance } from "./domain/index-maintenance.js";
 import { NotificationLog } from "./domain/notification-log.js";
 import { Partners } from "./domain/partners.js";
+import { LookupCursors } from "./domain/lookup-pages.js";
 import { Permissions } from "./domain/permissions.js";
 import { Sharing } from "./domain/sharing.js";
 import { CoalescingEngine } from "./engine/coalescing.js";
@@ -142,7 +143,8 @@ export class App {
     const writer = new ChangeWriter(store, applier, tokens, log.child({ component: "writer" }));
     const authz = new Authorizer(engine, tokens);
     const directory = new Directory({ store, writer, authz });
-    const permissions = new Permissions(engine, tokens, schema, config.limits);
+    // Per process for now: a cursor is honoured by the gateway that issued it.
+    const permissions = new Permissions(engine, tokens, schema, config.limits, new LookupCursors(randomBytes(32)));
     const explainer = new Explainer({ store, engine, tokens });
     const catalog = new ContentCatalog({ store, engine, writer, authz, tokens });
     const sharing = new Sharing({ store, engine, writer, tokens, catalog });
