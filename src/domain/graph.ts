@@ -67,6 +67,7 @@ export const derive: Derivations = {
       : []),
     ...(r.created_by !== null ? [rel("folder", r.id, "creator", "user", r.created_by)] : []),
   ],
+  folder_ancestors: (r) => [rel("folder", r.folder_id, "ancestor", "folder", r.ancestor_id)],
   content: (r) => [
     rel(r.kind, r.id, "workspace", "workspace", r.workspace_id),
     ...(r.folder_id !== null

@@ -88,6 +88,14 @@ export interface FoldersTable {
   created_at: CreatedAt;
 }
 
+/** One row per (folder, ancestor): the closure of folders.parent_id. */
+export interface FolderAncestorsTable {
+  folder_id: string;
+  ancestor_id: string;
+  /** 1 for the parent, 2 for the grandparent, … */
+  depth: number;
+}
+
 export type ContentKind = "report" | "board" | "dashboard" | "workbook";
 
 export interface ContentTable {
@@ -209,6 +217,7 @@ export interface Database {
   entities: EntitiesTable;
   entity_members: EntityMembersTable;
   folders: FoldersTable;
+  folder_ancestors: FolderAncestorsTable;
   content: ContentTable;
   grants: GrantsTable;
   partnerships: PartnershipsTable;
