@@ -67,6 +67,11 @@ export class FoldersRepo {
     return this.db.selectFrom("folders").selectAll().where("id", "=", id).forUpdate().executeTakeFirst();
   }
 
+  async getMany(ids: readonly string[]): Promise<FolderRow[]> {
+    if (ids.length === 0) return [];
+    return this.db.selectFrom("folders").selectAll().where("id", "in", ids).execute();
+  }
+
   /** Folders directly inside a folder, or at the workspace root (parentId null). */
   async children(workspaceId: string, parentId: string | null): Promise<FolderRow[]> {
     let q = this.db.selectFrom("folders").selectAll().where("workspace_id", "=", workspaceId);
