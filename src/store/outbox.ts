@@ -58,6 +58,15 @@ export class OutboxRepo {
       .execute();
   }
 
+  /** Marks batches applied together (one SpiceDB write, one ZedToken). */
+  async markAppliedMany(ids: readonly number[], zedToken: string): Promise<void> {
+    await this.db
+      .updateTable("outbox")
+      .set({ applied_at: sql`now()`, zed_token: zedToken, last_error: null })
+      .where("id", "in", ids)
+      .execute();
+  }
+
   /** Marks every pending batch up to `upTo` as applied (a rebuild wrote their effect). */
   async markAppliedThrough(upTo: number, zedToken: string): Promise<void> {
     await this.db

@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Engine } from "../engine/engine.js";
+import { EngineError, type Engine, type RelationshipUpdate } from "../engine/engine.js";
+import type { OutboxOp } from "../store/database.js";
+import type { OutboxRow } from "../store/outbox.js";
 import type { Logger } from "../logger.js";
 import type { Repositories, Store } from "../store/store.js";
 import { toUpdates } from "./changes.js";
@@ -23,7 +25,42 @@ export class OutboxPendingError extends Error {
   }
 }
 
-const BATCHES_PER_TRANSACTION = 50;
+const BATCHES_PER_TRANSACTION = 500;
+
+/**
+ * Splits pending batches, in order, into groups that fit one SpiceDB write
+ * (distinct relationships ≤ maxUpdates). A batch too big for one write is a
+ * group of its own.
+ */
+export function groupBatches(rows: readonly OutboxRow[], maxUpdates: number): OutboxRow[][] {
+  const groups: OutboxRow[][] = [];
+  let current: OutboxRow[] = [];
+  let keys = new Set<string>();
+  for (const row of rows) {
+    const added = row.ops.filter((op) => !keys.has(op.r)).length;
+    if (current.length > 0 && keys.size + added > maxUpdates) {
+      groups.push(current);
+      current = [];
+      keys = new Set();
+    }
+    current.push(row);
+    for (const op of row.ops) keys.add(op.r);
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+/** The updates of consecutive batches as one write: each relationship's last operation. */
+export function mergeUpdates(rows: readonly OutboxRow[]): RelationshipUpdate[] {
+  const last = new Map<string, OutboxOp>();
+  for (const row of rows) {
+    for (const op of row.ops) {
+      last.delete(op.r);
+      last.set(op.r, op);
+    }
+  }
+  return toUpdates([...last.values()]);
+}
 
 /**
  * Applies outbox batches to SpiceDB strictly in id order (= commit order),
@@ -156,25 +193,67 @@ export class OutboxApplier {
     const rows = await tx.outbox.pending(limit);
     if (rows.length === 0) return { through: newest, failed: false, more: false };
     let through = rows[0]!.id - 1;
-    for (const row of rows) {
-      let zed = "";
-      try {
-        const updates = toUpdates(row.ops);
-        for (let i = 0; i < updates.length; i += this.engine.maxUpdatesPerWrite) {
-          zed = await this.engine.write(updates.slice(i, i + this.engine.maxUpdatesPerWrite));
+    for (const group of groupBatches(rows, this.engine.maxUpdatesPerWrite)) {
+      let applied: string | undefined;
+      if (group.length > 1) {
+        try {
+          applied = await this.#applyGroup(group);
+        } catch (err) {
+          // SpiceDB unreachable: the group's first batch is the one that failed.
+          const message = err instanceof Error ? err.message : String(err);
+          await tx.outbox.markFailed(group[0]!.id, message);
+          this.log.warn({ batch: group[0]!.id, batches: group.length, err: message }, "outbox batches failed; will retry");
+          return { through, failed: true, more: true };
         }
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        await tx.outbox.markFailed(row.id, message);
-        this.log.warn({ batch: row.id, attempts: row.attempts + 1, err: message }, "outbox batch failed; will retry");
-        return { through, failed: true, more: true };
       }
-      await tx.outbox.markApplied(row.id, zed);
-      this.#remember(row.id, zed);
-      this.#lastZed = zed || this.#lastZed;
-      through = row.id;
+      if (applied !== undefined) {
+        await tx.outbox.markAppliedMany(
+          group.map((row) => row.id),
+          applied,
+        );
+        for (const row of group) this.#remember(row.id, applied);
+        this.#lastZed = applied || this.#lastZed;
+        through = group.at(-1)!.id;
+        continue;
+      }
+      // One batch alone, or a group SpiceDB refused: one at a time, to stop at the batch that fails.
+      for (const row of group) {
+        let zed = "";
+        try {
+          const updates = toUpdates(row.ops);
+          for (let i = 0; i < updates.length; i += this.engine.maxUpdatesPerWrite) {
+            zed = await this.engine.write(updates.slice(i, i + this.engine.maxUpdatesPerWrite));
+          }
+        } catch (err) {
+          const message = err instanceof Error ? err.message : String(err);
+          await tx.outbox.markFailed(row.id, message);
+          this.log.warn({ batch: row.id, attempts: row.attempts + 1, err: message }, "outbox batch failed; will retry");
+          return { through, failed: true, more: true };
+        }
+        await tx.outbox.markApplied(row.id, zed);
+        this.#remember(row.id, zed);
+        this.#lastZed = zed || this.#lastZed;
+        through = row.id;
+      }
     }
     return { through, failed: false, more: rows.length === limit };
+  }
+
+  /**
+   * Consecutive batches in one SpiceDB write: the last update of each
+   * relationship wins, which is the state applying them one by one ends in,
+   * and no reader can see a state in between (the group has one revision).
+   * Undefined when SpiceDB refused the updates (one batch at a time then
+   * finds the batch to blame); throws when SpiceDB is unreachable.
+   */
+  async #applyGroup(group: readonly OutboxRow[]): Promise<string | undefined> {
+    try {
+      return await this.engine.write(mergeUpdates(group));
+    } catch (err) {
+      if (err instanceof EngineError && err.kind === "unavailable") throw err;
+      this.log.debug({ batches: group.length, err: err instanceof Error ? err.message : String(err) }, "grouped apply refused; applying one batch at a time");
+      return undefined;
+    }
   }
 
   async #applyOnce(): Promise<boolean> {
