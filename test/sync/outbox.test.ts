@@ -98,7 +98,7 @@ async function removeLevel(ws: string, userId: string): Promise<string> {
  */
 async function commitDirectly(ws: string, userId: string, level: WorkspaceLevelName | null): Promise<string> {
   const { store, applier } = server.app.domain;
-  writer ??= new ChangeWriter(store, applier, new ConsistencyTokens("direct", applier), server.app.log);
+  writer ??= new ChangeWriter(store, applier, server.app.domain.tokens, server.app.log);
   const committed = await writer.change(async (tx, rels) => {
     if (level === null) {
       const removed = await tx.workspaces.removeAccess(ws, "level", { userId });
