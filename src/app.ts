@@ -126,6 +126,7 @@ export class App {
             poolSize: config.database.poolSize,
             connectTimeoutMs: config.database.connectTimeoutMs,
             queryTimeoutMs: config.database.queryTimeoutMs,
+            probeIntervalMs: config.database.probeIntervalMs,
           }
         : { kind: "pglite", dataDir: join(config.dataDir, "pglite") });
 
@@ -209,9 +210,8 @@ export class App {
 
   /** Real Postgres: health is NOT_SERVING while the database is unreachable (a probe on a connection of its own). */
   #watchDatabase(store: Store): void {
-    if (this.config.database.kind !== "postgres") return;
     const log = this.log.child({ component: "database" });
-    const stop = store.watchReachability(this.config.database.probeIntervalMs, (reachable) => {
+    const stop = store.watchReachability((reachable) => {
       this.health.setDependency("database", reachable);
       if (reachable) log.info("database reachable again");
       else log.error("database unreachable: health is NOT_SERVING and calls that need it answer UNAVAILABLE");

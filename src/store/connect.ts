@@ -19,6 +19,8 @@ export type DatabaseTarget =
       readonly queryTimeoutMs?: number | undefined;
       /** How long closing waits for connections in use (default 2 s). */
       readonly closeTimeoutMs?: number | undefined;
+      /** How often reachability is probed once watched (default 2 s). */
+      readonly probeIntervalMs?: number | undefined;
     }
   /** PGlite in this process; dataDir undefined keeps it in memory. loadDataDir: a dump to start from. */
   | { readonly kind: "pglite"; readonly dataDir?: string | undefined; readonly loadDataDir?: Blob | undefined };
@@ -30,8 +32,8 @@ export interface OpenDatabase {
   readonly pglite?: PGlite;
   /** Postgres only: the schema this database works in, when not the default. */
   readonly schema?: string | undefined;
-  /** Postgres only: probes reachability every interval; the listener hears each change. Returns how to stop listening. */
-  readonly watchReachability?: (intervalMs: number, listener: (reachable: boolean) => void) => () => void;
+  /** Postgres only: probes reachability; the listener hears each change. Returns how to stop listening. */
+  readonly watchReachability?: (listener: (reachable: boolean) => void) => () => void;
   close(): Promise<void>;
 }
 
@@ -70,7 +72,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<OpenDatabase
     db,
     kind: "postgres",
     schema: target.schema,
-    watchReachability: (intervalMs, listener) => pool.watch(intervalMs, listener),
+    watchReachability: (listener) => pool.watch(target.probeIntervalMs ?? 2_000, listener),
     close: () => db.destroy(),
   };
 }

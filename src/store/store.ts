@@ -105,12 +105,12 @@ export class Store {
   }
 
   /**
-   * Real Postgres: probes reachability every interval on a connection of its
-   * own; the listener hears every change, and while it is unreachable taking
-   * a connection fails at once. PGlite runs in this process: always reachable.
+   * Real Postgres: probes reachability on a connection of its own; the
+   * listener hears every change, and while it is unreachable taking a
+   * connection fails at once. PGlite runs in this process: always reachable.
    */
-  watchReachability(intervalMs: number, listener: (reachable: boolean) => void): () => void {
-    return this.opened.watchReachability?.(intervalMs, listener) ?? (() => {});
+  watchReachability(listener: (reachable: boolean) => void): () => void {
+    return this.opened.watchReachability?.(listener) ?? (() => {});
   }
 
   /** Bounded for real Postgres: connections still in use after a short grace are cut. */
