@@ -16,7 +16,6 @@ import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb
 import type { Relationship } from "../../src/engine/engine.js";
 import { TEST_DATABASE_URL, databaseKind } from "../support/database.js";
 import { deriveRow } from "../../src/domain/graph.js";
-import { ConsistencyTokens } from "../../src/sync/consistency.js";
 import { ChangeWriter } from "../../src/sync/writer.js";
 import type { WorkspaceLevelName } from "../../src/store/database.js";
 import { FaultyEngine } from "../support/faulty-engine.js";
