@@ -22,6 +22,15 @@ export function callSignal(): AbortSignal | undefined {
 }
 
 /**
+ * Runs fn outside any call: for work that outlives the call that happened to
+ * start it and is shared with others (an outbox drain other calls join, a
+ * timer), which must not be cut short by that one call's deadline.
+ */
+export function outsideCall<T>(fn: () => T): T {
+  return storage.exit(fn);
+}
+
+/**
  * Why a call was cut short: its deadline passed (the caller's grpc-timeout /
  * connect-timeout-ms, or the server's CALL_TIMEOUT_MS), or it was cancelled
  * (the caller went away, or the server is shutting down).

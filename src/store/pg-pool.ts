@@ -1,6 +1,6 @@
 import type { PostgresCursor, PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kysely";
 import pg from "pg";
-import { abortable, abortReason, CallAbortedError, callSignal } from "../call-signal.js";
+import { abortable, abortReason, CallAbortedError, callSignal, outsideCall } from "../call-signal.js";
 import { StoreUnavailableError } from "./errors.js";
 
 export interface PoolSettings {
@@ -205,12 +205,15 @@ class ReachabilityProbe {
   #schedule(delayMs: number): void {
     if (this.#stopped) return;
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#running = this.#probeOnce().finally(() => {
-        this.#running = undefined;
-        this.#schedule(this.#intervalMs);
-      });
-    }, delayMs);
+    // soon() may be called from inside a call: the probe belongs to no call.
+    this.#timer = outsideCall(() =>
+      setTimeout(() => {
+        this.#running = this.#probeOnce().finally(() => {
+          this.#running = undefined;
+          this.#schedule(this.#intervalMs);
+        });
+      }, delayMs),
+    );
     this.#timer.unref();
   }
 

@@ -1,4 +1,4 @@
-import { abortable, CallAbortedError, callSignal } from "../call-signal.js";
+import { abortable, CallAbortedError, callSignal, outsideCall } from "../call-signal.js";
 import type { Engine } from "../engine/engine.js";
 import type { Logger } from "../logger.js";
 import type { Repositories, Store } from "../store/store.js";
@@ -116,7 +116,8 @@ export class OutboxApplier {
       this.#drainAgain = true;
       return this.#draining;
     }
-    this.#draining = (async () => {
+    // Shared by every caller and the background loop: not bound to the deadline of whichever call started it.
+    this.#draining = outsideCall(async () => {
       try {
         do {
           this.#drainAgain = false;
@@ -132,7 +133,7 @@ export class OutboxApplier {
         this.#lastFailureAt = this.#failing ? Date.now() : 0;
         this.#draining = undefined;
       }
-    })();
+    });
     return this.#draining;
   }
 
