@@ -51,6 +51,37 @@ export function abortReason(signal: AbortSignal): CallAbortedError {
   return reason instanceof CallAbortedError ? reason : new CallAbortedError("cancelled");
 }
 
+/** True when the signal aborted because the call's deadline passed. */
+export function deadlinePassed(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true && abortReason(signal).reason === "deadline";
+}
+
+/** Settles like `promise`, or rejects with the abort reason as soon as the signal aborts for a deadline (other aborts are ignored). */
+export function untilDeadline<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (deadlinePassed(signal)) {
+    promise.catch(() => {});
+    return Promise.reject(abortReason(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      if (!deadlinePassed(signal)) return;
+      signal.removeEventListener("abort", onAbort);
+      reject(abortReason(signal));
+    };
+    signal.addEventListener("abort", onAbort);
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 /** Settles like `promise`, or rejects with the abort reason as soon as the signal aborts. */
 export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { abortable, CallAbortedError, withCallSignal } from "../call-signal.js";
 
@@ -29,6 +30,8 @@ const UNCAPPED = /^grpc\./;
 export function deadlineInterceptor(options: DeadlineOptions): Interceptor {
   return (next) => async (req) => {
     const controller = new AbortController();
+    // Every wait and connection taken by the call listens while it lasts: many at once is by design.
+    setMaxListeners(0, controller.signal);
     const cap = UNCAPPED.test(req.service.typeName)
       ? undefined
       : setTimeout(
@@ -46,7 +49,7 @@ export function deadlineInterceptor(options: DeadlineOptions): Interceptor {
 
     let res;
     try {
-      res = await withCallSignal(signal, () => untilDeadline(next(req), signal));
+      res = await withCallSignal(signal, () => answerByDeadline(next(req), signal));
     } catch (err) {
       done();
       throw err;
@@ -66,7 +69,7 @@ function classify(reason: unknown): CallAbortedError {
 }
 
 /** Rejects with DEADLINE_EXCEEDED once the signal aborts for a deadline; any other abort is left to the handler. */
-function untilDeadline<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+function answerByDeadline<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return abortable(promise, signal).catch((err: unknown) => {
     if (err instanceof CallAbortedError) {
       if (err.reason === "deadline") throw new ConnectError(err.message, Code.DeadlineExceeded);
@@ -80,7 +83,7 @@ async function* bounded<T>(messages: AsyncIterable<T>, signal: AbortSignal, done
   const it = messages[Symbol.asyncIterator]();
   try {
     for (;;) {
-      const step = await withCallSignal(signal, () => untilDeadline(it.next(), signal));
+      const step = await withCallSignal(signal, () => answerByDeadline(it.next(), signal));
       if (step.done) return;
       yield step.value;
     }

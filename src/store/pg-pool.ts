@@ -1,6 +1,6 @@
 import type { PostgresCursor, PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kysely";
 import pg from "pg";
-import { abortable, abortReason, CallAbortedError, callSignal, outsideCall } from "../call-signal.js";
+import { abortReason, CallAbortedError, callSignal, deadlinePassed, outsideCall, untilDeadline } from "../call-signal.js";
 import { StoreUnavailableError } from "./errors.js";
 
 export interface PoolSettings {
@@ -67,14 +67,19 @@ export class GuardedPool implements PostgresPool {
     return this.#probe.reachable;
   }
 
+  /**
+   * Only a deadline stops taking a connection: a call cancelled otherwise
+   * (its caller left, the server is shutting down) finishes its database
+   * work, which is bounded anyway, rather than fail half-way.
+   */
   async connect(): Promise<PostgresPoolClient> {
     const signal = callSignal();
-    if (signal?.aborted) throw abortReason(signal);
+    if (signal && deadlinePassed(signal)) throw abortReason(signal);
     if (!this.#probe.reachable) throw new StoreUnavailableError("the database is unreachable");
     const taking = this.#pool.connect();
     let client: pg.PoolClient;
     try {
-      client = await abortable(taking, signal);
+      client = signal ? await untilDeadline(taking, signal) : await taking;
     } catch (err) {
       if (err instanceof CallAbortedError) {
         // Nobody waits for it any more: hand it straight back when it comes.

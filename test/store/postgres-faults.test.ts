@@ -28,6 +28,7 @@ import { Health, HealthCheckResponse_ServingStatus as Status } from "../../src/g
 import { DirectoryService, WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import { AdminService } from "../../src/gen/sharegraph/v1/admin_service_pb.js";
 import { dropSchema, type DatabaseTarget } from "../../src/store/connect.js";
+import { CallAbortedError, withCallSignal } from "../../src/call-signal.js";
 import { StoreUnavailableError } from "../../src/store/errors.js";
 import { Store } from "../../src/store/store.js";
 import { TEST_DATABASE_URL } from "../support/database.js";
@@ -163,6 +164,29 @@ describe.runIf(TEST_DATABASE_URL)("Postgres faults through a TCP proxy (issue 7)
       await store.close();
 
       expect(await stuck).toBeInstanceOf(StoreUnavailableError);
+    });
+  });
+
+  describe("item 5: the call's deadline", () => {
+    it("no connection is taken for a call whose deadline passed; a call cancelled otherwise (caller gone, shutdown) still finishes its database work", async () => {
+      const { proxy, store } = await proxiedStore({ connectTimeoutMs: 60_000, poolSize: 1 });
+      const expired = new AbortController();
+      expired.abort(new CallAbortedError("deadline"));
+      await expect(withCallSignal(expired.signal, () => store.ping())).rejects.toBeInstanceOf(CallAbortedError);
+      const cancelled = new AbortController();
+      cancelled.abort(new CallAbortedError("cancelled"));
+      await withCallSignal(cancelled.signal, () => store.ping());
+
+      // Waiting for a connection (the only one is busy in a partition) ends at the deadline.
+      await store.ping();
+      proxy.blackhole();
+      const busy = store.ping().catch(() => {});
+      const call = new AbortController();
+      const waiting = withCallSignal(call.signal, () => store.read.users.get("nobody")).catch((err: unknown) => err);
+      call.abort(new CallAbortedError("deadline"));
+      expect(await waiting).toBeInstanceOf(CallAbortedError);
+      await proxy.heal();
+      await busy;
     });
   });
 
