@@ -87,7 +87,8 @@ export class GuardedPool implements PostgresPool {
         throw err;
       }
       this.#probe.soon();
-      throw new StoreUnavailableError("the database is unreachable", { cause: err });
+      // The detail is for operators (start-up failures, logs); callers get a fixed message (src/api/errors.ts).
+      throw new StoreUnavailableError(`the database is unreachable (${err instanceof Error ? err.message : String(err)})`, { cause: err });
     }
     let wrapper = this.#wrappers.get(client);
     if (!wrapper) {
