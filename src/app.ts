@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { join } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -6,6 +6,7 @@ import { Registry, collectDefaultMetrics } from "prom-client";
 import { adminService } from "./api/admin-service.js";
 import { contentService } from "./api/content-service.js";
 import { ApiKeys, authInterceptor, localApiKeys } from "./api/auth.js";
+import { deadlineInterceptor } from "./api/deadline.js";
 import { directoryService } from "./api/directory-service.js";
 import { partnerService } from "./api/partner-service.js";
 import { HealthStatus, healthService } from "./api/health.js";
@@ -22,7 +23,7 @@ import { Explainer } from "./domain/explain.js";
 import { IndexMaintenance } from "./domain/index-maintenance.js";
 import { NotificationLog } from "./domain/notification-log.js";
 import { Partners } from "./domain/partners.js";
-import { LookupCursors } from "./domain/lookup-pages.js";
+import { CURSOR_MAC_PURPOSE, LookupCursors } from "./domain/lookup-pages.js";
 import { Permissions } from "./domain/permissions.js";
 import { Sharing } from "./domain/sharing.js";
 import { CoalescingEngine } from "./engine/coalescing.js";
@@ -32,10 +33,13 @@ import { createRemoteEngine } from "./engine/remote.js";
 import { describeSchema, loadSchemaText } from "./engine/schema.js";
 import { createLogger, type Logger } from "./logger.js";
 import { NotificationDispatcher, smtpSender } from "./notify/dispatcher.js";
+import { INVITATION_TOKEN_PURPOSE } from "./domain/mail.js";
+import { newServerKeyText, ServerKey, type Sealer } from "./secrets.js";
 import type { DatabaseTarget } from "./store/connect.js";
 import { Store } from "./store/store.js";
 import { OutboxApplier } from "./sync/applier.js";
 import { ConsistencyTokens } from "./sync/consistency.js";
+import { TOKEN_MAC_PURPOSE, TokenCodec } from "./sync/tokens.js";
 import { ChangeWriter } from "./sync/writer.js";
 
 /** Every call in flight listens on the shutdown signal: that is many listeners by design, not a leak. */
@@ -73,6 +77,7 @@ export interface Domain {
   readonly dispatcher: NotificationDispatcher | undefined;
   readonly index: IndexMaintenance;
   readonly applier: OutboxApplier;
+  readonly tokens: ConsistencyTokens;
 }
 
 /**
@@ -116,13 +121,22 @@ export class App {
     const target: DatabaseTarget =
       overrides.database ??
       (config.database.kind === "postgres"
-        ? { kind: "postgres", url: config.database.url, poolSize: config.database.poolSize }
+        ? {
+            kind: "postgres",
+            url: config.database.url,
+            poolSize: config.database.poolSize,
+            connectTimeoutMs: config.database.connectTimeoutMs,
+            queryTimeoutMs: config.database.queryTimeoutMs,
+            probeIntervalMs: config.database.probeIntervalMs,
+          }
         : { kind: "pglite", dataDir: join(config.dataDir, "pglite") });
 
     const store = await Store.open(target);
     this.#onClose("store", () => store.close());
     const migrated = await store.migrate();
     log.info({ database: store.kind, applied: migrated.applied }, "database ready");
+    this.#watchDatabase(store);
+    const serverKey = new ServerKey(await store.read.serverKeys.master(newServerKeyText));
 
     const engine = new CoalescingEngine(overrides.engine ? await overrides.engine() : await this.#createEngine());
     this.#onClose("engine", () => engine.close());
@@ -139,12 +153,12 @@ export class App {
     this.#onClose("outbox applier", () => applier.stop());
     // ZedTokens of an embedded SpiceDB die with the process; a remote one's outlive us.
     const epoch = engine.kind === "embedded" ? randomUUID().slice(0, 8) : "remote";
-    const tokens = new ConsistencyTokens(epoch, applier);
+    const tokens = new ConsistencyTokens(epoch, applier, new TokenCodec(serverKey.mac(TOKEN_MAC_PURPOSE)));
+    const invitationTokens = serverKey.sealer(INVITATION_TOKEN_PURPOSE);
     const writer = new ChangeWriter(store, applier, tokens, log.child({ component: "writer" }));
     const authz = new Authorizer(engine, tokens);
     const directory = new Directory({ store, writer, authz });
-    // Per process for now: a cursor is honoured by the gateway that issued it.
-    const permissions = new Permissions(engine, tokens, schema, config.limits, new LookupCursors(randomBytes(32)));
+    const permissions = new Permissions(engine, tokens, schema, config.limits, new LookupCursors(serverKey.mac(CURSOR_MAC_PURPOSE)));
     const explainer = new Explainer({ store, engine, tokens });
     const catalog = new ContentCatalog({ store, engine, writer, authz, tokens });
     const sharing = new Sharing({ store, engine, writer, tokens, catalog });
@@ -155,11 +169,12 @@ export class App {
       emailDomains: new EmailDomains(config.partners.extraPublicDomains),
       invitationTtlMs: config.partners.invitationTtlDays * 86_400_000,
       acceptUrl: config.partners.acceptUrl,
+      invitationTokens,
     });
     const notifications = new NotificationLog(store);
-    const dispatcher = this.#createDispatcher(store);
+    const dispatcher = this.#createDispatcher(store, invitationTokens);
     const index = new IndexMaintenance(store, engine, applier, tokens, schema);
-    this.domain = { store, engine, directory, permissions, explainer, catalog, sharing, partners, notifications, dispatcher, index, applier };
+    this.domain = { store, engine, directory, permissions, explainer, catalog, sharing, partners, notifications, dispatcher, index, applier, tokens };
 
     if (engine.kind === "embedded") {
       const written = await index.rebuildEmpty();
@@ -176,11 +191,12 @@ export class App {
   }
 
   /** Notifications are always recorded; they are sent only with SMTP_URL. */
-  #createDispatcher(store: Store): NotificationDispatcher | undefined {
+  #createDispatcher(store: Store, invitationTokens: Sealer): NotificationDispatcher | undefined {
     const settings = this.config.notifications;
     if (!settings.smtpUrl) return undefined;
     const smtp = smtpSender(settings.smtpUrl);
     const dispatcher = new NotificationDispatcher(store, smtp.send, this.log.child({ component: "notify" }), {
+      invitationTokens,
       from: settings.from,
       pollMs: settings.pollMs,
       maxAttempts: settings.maxAttempts,
@@ -191,6 +207,17 @@ export class App {
       smtp.close();
     });
     return dispatcher;
+  }
+
+  /** Real Postgres: health is NOT_SERVING while the database is unreachable (a probe on a connection of its own). */
+  #watchDatabase(store: Store): void {
+    const log = this.log.child({ component: "database" });
+    const stop = store.watchReachability((reachable) => {
+      this.health.setDependency("database", reachable);
+      if (reachable) log.info("database reachable again");
+      else log.error("database unreachable: health is NOT_SERVING and calls that need it answer UNAVAILABLE");
+    });
+    this.#onClose("database probe", async () => stop());
   }
 
   async #createEngine(): Promise<Engine> {
@@ -213,7 +240,7 @@ export class App {
         admin: adminService(index, notifications, this.config.limits.maxListPageSize),
         health: healthService(this.health),
       }),
-      interceptors: [observeInterceptor(this.log.child({ component: "api" }), metrics), authInterceptor(new ApiKeys(this.apiKeys.keys))],
+      interceptors: [observeInterceptor(this.log.child({ component: "api" }), metrics), authInterceptor(new ApiKeys(this.apiKeys.keys)), deadlineInterceptor({ maxCallMs: this.config.limits.callTimeoutMs })],
       shutdownSignal: this.#shutdown.signal,
       fallback: (req, res) => void this.#plainHttp(req.url ?? "", res),
     });
@@ -270,7 +297,7 @@ export class App {
     if (url === "/healthz") {
       const serving = this.health.get("") === 1;
       res.writeHead(serving ? 200 : 503, { "content-type": "text/plain" });
-      res.end(serving ? "SERVING\n" : "NOT_SERVING\n");
+      res.end(serving ? "SERVING\n" : `NOT_SERVING${this.health.down.length > 0 ? `: ${this.health.down.join(", ")} unreachable` : ""}\n`);
       return;
     }
     res.writeHead(404, { "content-type": "text/plain" });

@@ -94,6 +94,7 @@ export const derive: Derivations = {
   partner_domain_claims: () => [],
   notifications: () => [],
   outbox: () => [],
+  server_keys: () => [],
 };
 
 export function deriveRow<T extends TableName>(table: T, row: Row<T>): Relationship[] {
@@ -112,7 +113,7 @@ export function deriveChanged(changed: readonly ChangedRow[]): { before: Relatio
 }
 
 /** Tables whose rows imply no relationship: not read at all by rebuild. */
-const NO_RELATIONSHIPS = new Set<TableName>(["users", "outbox", "partner_invitations", "partner_invitation_items", "partner_domain_claims", "notifications"]);
+const NO_RELATIONSHIPS = new Set<TableName>(["users", "outbox", "partner_invitations", "partner_invitation_items", "partner_domain_claims", "notifications", "server_keys"]);
 
 /** Every relationship the store implies (rebuild, reconcile). */
 export async function deriveAll(tx: Repositories): Promise<Relationship[]> {

@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { LookupResourcesQuery } from "../engine/engine.js";
 import { invalid } from "./errors.js";
 
@@ -29,25 +29,32 @@ interface CursorBody extends LookupCursor {
 }
 
 /**
- * Cursors are signed: a cursor names a snapshot to read at, and a forged
- * one must not let a caller read an arbitrary old snapshot.
+ * Cursors are signed with the deployment's server key (any gateway honours
+ * them): a cursor names a snapshot to read at, and a forged one must not
+ * let a caller read an arbitrary old snapshot.
  */
+export interface CursorMac {
+  tag(text: string): Buffer;
+  verify(text: string, tag: Buffer): boolean;
+}
+
+/** The server key's MAC purpose for cursors: a token's MAC never verifies a cursor. */
+export const CURSOR_MAC_PURPOSE = "lookup-cursor/v1";
+
 export class LookupCursors {
-  constructor(private readonly key: Buffer) {}
+  constructor(private readonly mac: CursorMac) {}
 
   encode(query: LookupResourcesQuery, cursor: LookupCursor): string {
     const body = Buffer.from(JSON.stringify({ q: queryKey(query), ...cursor } satisfies CursorBody), "utf8").toString("base64url");
-    return `${body}.${this.#mac(body)}`;
+    return `${body}.${this.mac.tag(body).toString("base64url")}`;
   }
 
   /** INVALID_ARGUMENT for a cursor this deployment did not issue for this very query. */
   decode(query: LookupResourcesQuery, text: string): LookupCursor {
     const bad = () => invalid("cursor", "not a cursor issued by this server for this lookup; start again without a cursor");
-    const [body, mac, ...rest] = text.split(".");
-    if (!body || !mac || rest.length > 0 || text.length > 8192) throw bad();
-    const expected = Buffer.from(this.#mac(body), "utf8");
-    const given = Buffer.from(mac, "utf8");
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw bad();
+    const [body, tag, ...rest] = text.split(".");
+    if (!body || !tag || rest.length > 0 || text.length > 8192 || !/^[A-Za-z0-9_-]+$/.test(tag)) throw bad();
+    if (!this.mac.verify(body, Buffer.from(tag, "base64url"))) throw bad();
     let parsed: Partial<CursorBody>;
     try {
       parsed = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as Partial<CursorBody>;
@@ -60,9 +67,6 @@ export class LookupCursors {
     return { after: parsed.after, epoch: parsed.epoch, zed: parsed.zed };
   }
 
-  #mac(body: string): string {
-    return createHmac("sha256", this.key).update("lookup-cursor|").update(body).digest("base64url");
-  }
 }
 
 /** What identifies a lookup, whatever its page size and cursor. */

@@ -85,16 +85,25 @@ export class OutboxRepo {
       .execute();
   }
 
-  /** True when every batch up to and including `id` has been applied. */
+  /** True when batch `id` exists (was ever committed) and every batch up to and including it has been applied. */
   async appliedThrough(id: number): Promise<boolean> {
-    const row = await this.db
-      .selectFrom("outbox")
-      .select("id")
-      .where("applied_at", "is", null)
-      .where("id", "<=", id)
-      .limit(1)
-      .executeTakeFirst();
-    return row === undefined;
+    const { newest, applied } = await this.progress(id);
+    return id <= newest && applied;
+  }
+
+  /**
+   * In one statement: the newest batch id (applied batches are pruned, the
+   * newest never is), and whether no batch up to `id` is pending. A batch
+   * beyond the newest was never committed: callers must not take "nothing
+   * pending up to it" for "applied".
+   */
+  async progress(id: number): Promise<{ newest: number; applied: boolean }> {
+    const result = await sql<{ newest: number; applied: boolean }>`
+      select coalesce((select max(id) from outbox), 0)::bigint as newest,
+             not exists (select 1 from outbox where applied_at is null and id <= ${id}) as applied
+    `.execute(this.db);
+    const row = result.rows[0]!;
+    return { newest: Number(row.newest), applied: row.applied };
   }
 
   async zedToken(id: number): Promise<string | null> {

@@ -9,7 +9,9 @@ import { createLogger } from "../../src/logger.js";
 import type { OutboxOp } from "../../src/store/database.js";
 import type { OutboxRepo } from "../../src/store/outbox.js";
 import type { Repositories, Store } from "../../src/store/store.js";
+import { CallAbortedError, withCallSignal } from "../../src/call-signal.js";
 import { groupBatches, mergeUpdates, OutboxApplier, OutboxPendingError } from "../../src/sync/applier.js";
+import { UnissuedTokenError } from "../../src/sync/tokens.js";
 import { databaseKind, freshStore } from "../support/database.js";
 import { FaultyEngine } from "../support/faulty-engine.js";
 
@@ -186,5 +188,56 @@ describe("waitFor", () => {
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     expect(spicedb.reached()).toContainEqual(["touch workspace:w5#viewer@user:ann"]);
+  });
+});
+
+describe("issue 7: waits bounded by their call, and never beyond the outbox", () => {
+  async function until(what: string, condition: () => boolean): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  it("issue 7.1: a batch beyond the newest is UnissuedTokenError, never recorded as applied", async () => {
+    const [id] = await appendEach([touch("workspace:w6#viewer@user:ann")]);
+    await applier.waitFor(id!);
+    await expect(applier.waitFor(id! + 1_000_000)).rejects.toBeInstanceOf(UnissuedTokenError);
+    expect(applier.appliedThrough).toBe(id);
+    // The next real batch is still waited for.
+    spicedb.breakWrites();
+    const [next] = await appendEach([touch("workspace:w6#viewer@user:bob")]);
+    await expect(applier.waitFor(next!, 100)).rejects.toBeInstanceOf(OutboxPendingError);
+  });
+
+  it("issue 7.5: a wait ends when its call's deadline passes (CallAbortedError), or as OutboxPendingError when the call is cancelled", async () => {
+    spicedb.breakWrites();
+    const [id] = await appendEach([touch("workspace:w7#viewer@user:ann")]);
+    for (const reason of ["deadline", "cancelled"] as const) {
+      const call = new AbortController();
+      const waiting = withCallSignal(call.signal, () => applier.waitFor(id!, 600_000)).catch((err: unknown) => err);
+      await until("the wait to start", () => applier.waiting === 1);
+      call.abort(new CallAbortedError(reason));
+      const err = await waiting;
+      expect(err).toBeInstanceOf(reason === "deadline" ? CallAbortedError : OutboxPendingError);
+      expect(applier.waiting).toBe(0);
+    }
+  });
+
+  it("issue 7.5: a drain started inside a call is shared work: the call's deadline does not cut it short", async () => {
+    spicedb.hold();
+    const [id] = await appendEach([touch("workspace:w8#viewer@user:ann")]);
+    const call = new AbortController();
+    const waiting = withCallSignal(call.signal, () => applier.waitFor(id!, 600_000)).catch((err: unknown) => err);
+    await until("the drain to reach SpiceDB", () => spicedb.heldWrites === 1);
+    call.abort(new CallAbortedError("deadline"));
+    expect(await waiting).toBeInstanceOf(CallAbortedError);
+    // Another caller joins the drain under way (one more pass after it), then SpiceDB answers.
+    const joined = applier.drain();
+    spicedb.release();
+    await joined;
+    expect(applier.failing).toBe(false);
+    expect(applier.appliedThrough).toBe(id);
   });
 });

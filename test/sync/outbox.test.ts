@@ -16,7 +16,6 @@ import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb
 import type { Relationship } from "../../src/engine/engine.js";
 import { TEST_DATABASE_URL, databaseKind } from "../support/database.js";
 import { deriveRow } from "../../src/domain/graph.js";
-import { ConsistencyTokens } from "../../src/sync/consistency.js";
 import { ChangeWriter } from "../../src/sync/writer.js";
 import type { WorkspaceLevelName } from "../../src/store/database.js";
 import { FaultyEngine } from "../support/faulty-engine.js";
@@ -98,7 +97,7 @@ async function removeLevel(ws: string, userId: string): Promise<string> {
  */
 async function commitDirectly(ws: string, userId: string, level: WorkspaceLevelName | null): Promise<string> {
   const { store, applier } = server.app.domain;
-  writer ??= new ChangeWriter(store, applier, new ConsistencyTokens("direct", applier), server.app.log);
+  writer ??= new ChangeWriter(store, applier, server.app.domain.tokens, server.app.log);
   const committed = await writer.change(async (tx, rels) => {
     if (level === null) {
       const removed = await tx.workspaces.removeAccess(ws, "level", { userId });
