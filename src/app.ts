@@ -6,6 +6,7 @@ import { Registry, collectDefaultMetrics } from "prom-client";
 import { adminService } from "./api/admin-service.js";
 import { contentService } from "./api/content-service.js";
 import { ApiKeys, authInterceptor, localApiKeys } from "./api/auth.js";
+import { deadlineInterceptor } from "./api/deadline.js";
 import { FrontDoor } from "./api/front-door.js";
 import { directoryService } from "./api/directory-service.js";
 import { partnerService } from "./api/partner-service.js";
@@ -24,6 +25,7 @@ import { Explainer } from "./domain/explain.js";
 import { IndexMaintenance } from "./domain/index-maintenance.js";
 import { NotificationLog } from "./domain/notification-log.js";
 import { Partners } from "./domain/partners.js";
+import { CURSOR_MAC_PURPOSE, LookupCursors } from "./domain/lookup-pages.js";
 import { Permissions } from "./domain/permissions.js";
 import { Sharing } from "./domain/sharing.js";
 import { CoalescingEngine } from "./engine/coalescing.js";
@@ -36,10 +38,13 @@ import { describeSchema, loadSchemaText } from "./engine/schema.js";
 import type { Health } from "./gen/health/v1/health_pb.js";
 import { createLogger, type Logger } from "./logger.js";
 import { NotificationDispatcher, smtpSender } from "./notify/dispatcher.js";
+import { INVITATION_TOKEN_PURPOSE } from "./domain/mail.js";
+import { newServerKeyText, ServerKey, type Sealer } from "./secrets.js";
 import type { DatabaseTarget } from "./store/connect.js";
 import { Store } from "./store/store.js";
 import { OutboxApplier } from "./sync/applier.js";
 import { ConsistencyTokens } from "./sync/consistency.js";
+import { TOKEN_MAC_PURPOSE, TokenCodec } from "./sync/tokens.js";
 import { ChangeWriter } from "./sync/writer.js";
 
 /** Names the system of record a supervised SpiceDB's index was built from (no credentials). */
@@ -106,6 +111,7 @@ export interface Domain {
   readonly dispatcher: NotificationDispatcher | undefined;
   readonly index: IndexMaintenance;
   readonly applier: OutboxApplier;
+  readonly tokens: ConsistencyTokens;
 }
 
 /**
@@ -152,13 +158,22 @@ export class App {
     const target: DatabaseTarget =
       overrides.database ??
       (config.database.kind === "postgres"
-        ? { kind: "postgres", url: config.database.url, poolSize: config.database.poolSize }
+        ? {
+            kind: "postgres",
+            url: config.database.url,
+            poolSize: config.database.poolSize,
+            connectTimeoutMs: config.database.connectTimeoutMs,
+            queryTimeoutMs: config.database.queryTimeoutMs,
+            probeIntervalMs: config.database.probeIntervalMs,
+          }
         : { kind: "pglite", dataDir: join(config.dataDir, "pglite") });
 
     const store = await Store.open(target);
     this.#onClose("store", () => store.close());
     const migrated = await store.migrate();
     log.info({ database: store.kind, applied: migrated.applied }, "database ready");
+    this.#watchDatabase(store);
+    const serverKey = new ServerKey(await store.read.serverKeys.master(newServerKeyText));
 
     const made = overrides.engine ? { engine: await overrides.engine() } : await this.#createEngine();
     const engine = new CoalescingEngine(made.engine);
@@ -176,11 +191,12 @@ export class App {
     this.#onClose("outbox applier", () => applier.stop());
     // ZedTokens of an embedded SpiceDB die with the process; a remote one's outlive us.
     const epoch = engine.kind === "embedded" ? randomUUID().slice(0, 8) : "remote";
-    const tokens = new ConsistencyTokens(epoch, applier);
+    const tokens = new ConsistencyTokens(epoch, applier, new TokenCodec(serverKey.mac(TOKEN_MAC_PURPOSE)));
+    const invitationTokens = serverKey.sealer(INVITATION_TOKEN_PURPOSE);
     const writer = new ChangeWriter(store, applier, tokens, log.child({ component: "writer" }));
     const authz = new Authorizer(engine, tokens);
     const directory = new Directory({ store, writer, authz });
-    const permissions = new Permissions(engine, tokens, schema, config.limits);
+    const permissions = new Permissions(engine, tokens, schema, config.limits, new LookupCursors(serverKey.mac(CURSOR_MAC_PURPOSE)));
     const explainer = new Explainer({ store, engine, tokens });
     const catalog = new ContentCatalog({ store, engine, writer, authz, tokens });
     const sharing = new Sharing({ store, engine, writer, tokens, catalog });
@@ -191,11 +207,12 @@ export class App {
       emailDomains: new EmailDomains(config.partners.extraPublicDomains),
       invitationTtlMs: config.partners.invitationTtlDays * 86_400_000,
       acceptUrl: config.partners.acceptUrl,
+      invitationTokens,
     });
     const notifications = new NotificationLog(store);
-    const dispatcher = this.#createDispatcher(store);
+    const dispatcher = this.#createDispatcher(store, invitationTokens);
     const index = new IndexMaintenance(store, engine, applier, tokens, schema);
-    this.domain = { store, engine, directory, permissions, explainer, catalog, sharing, partners, notifications, dispatcher, index, applier };
+    this.domain = { store, engine, directory, permissions, explainer, catalog, sharing, partners, notifications, dispatcher, index, applier, tokens };
 
     if (engine.kind === "embedded") {
       const written = await index.rebuildEmpty();
@@ -219,11 +236,12 @@ export class App {
   }
 
   /** Notifications are always recorded; they are sent only with SMTP_URL. */
-  #createDispatcher(store: Store): NotificationDispatcher | undefined {
+  #createDispatcher(store: Store, invitationTokens: Sealer): NotificationDispatcher | undefined {
     const settings = this.config.notifications;
     if (!settings.smtpUrl) return undefined;
     const smtp = smtpSender(settings.smtpUrl);
     const dispatcher = new NotificationDispatcher(store, smtp.send, this.log.child({ component: "notify" }), {
+      invitationTokens,
       from: settings.from,
       pollMs: settings.pollMs,
       maxAttempts: settings.maxAttempts,
@@ -234,6 +252,17 @@ export class App {
       smtp.close();
     });
     return dispatcher;
+  }
+
+  /** Real Postgres: health is NOT_SERVING while the database is unreachable (a probe on a connection of its own). */
+  #watchDatabase(store: Store): void {
+    const log = this.log.child({ component: "database" });
+    const stop = store.watchReachability((reachable) => {
+      this.health.setDependency("database", reachable);
+      if (reachable) log.info("database reachable again");
+      else log.error("database unreachable: health is NOT_SERVING and calls that need it answer UNAVAILABLE");
+    });
+    this.#onClose("database probe", async () => stop());
   }
 
   /** record: a supervised SpiceDB's persistent datastore, and whether it holds a complete index. */
@@ -261,7 +290,7 @@ export class App {
         health: endWatchOnDrain(healthService(this.health), this.#draining.signal),
       }),
       observe: observeInterceptor(apiLog, metrics),
-      interceptors: [authInterceptor(keys), validationInterceptor()],
+      interceptors: [authInterceptor(keys), deadlineInterceptor({ maxCallMs: this.config.limits.callTimeoutMs }), validationInterceptor()],
       keys,
       limits: this.config.transport,
       shutdownSignal: this.#shutdown.signal,
@@ -342,7 +371,7 @@ export class App {
     if (url === "/healthz") {
       const serving = this.health.get("") === 1;
       res.writeHead(serving ? 200 : 503, { "content-type": "text/plain" });
-      res.end(serving ? "SERVING\n" : "NOT_SERVING\n");
+      res.end(serving ? "SERVING\n" : `NOT_SERVING${this.health.down.length > 0 ? `: ${this.health.down.join(", ")} unreachable` : ""}\n`);
       return;
     }
     res.writeHead(404, { "content-type": "text/plain" });

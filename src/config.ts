@@ -28,7 +28,19 @@ export interface Config {
   readonly addr: { readonly host: string; readonly port: number };
   /** Where the embedded default keeps PGlite data and generated API keys. */
   readonly dataDir: string;
-  readonly database: { readonly kind: "pglite" } | { readonly kind: "postgres"; readonly url: string; readonly poolSize: number };
+  readonly database:
+    | { readonly kind: "pglite" }
+    | {
+        readonly kind: "postgres";
+        readonly url: string;
+        readonly poolSize: number;
+        /** Connecting, or waiting for a pooled connection. */
+        readonly connectTimeoutMs: number;
+        /** Each statement (client read timeout and statement_timeout). */
+        readonly queryTimeoutMs: number;
+        /** How often reachability is probed (health goes NOT_SERVING while unreachable). */
+        readonly probeIntervalMs: number;
+      };
   readonly spicedb:
     | { readonly kind: "embedded" }
     | {
@@ -77,6 +89,8 @@ export interface Config {
     readonly maxBulkItems: number;
     readonly maxLookupPageSize: number;
     readonly maxListPageSize: number;
+    /** The longest a call may run, whatever deadline its caller sent (or none). */
+    readonly callTimeoutMs: number;
   };
   readonly partners: {
     readonly invitationTtlDays: number;
@@ -113,6 +127,10 @@ const envSchema = z.object({
     .optional()
     .refine((v) => !v || /^postgres(ql)?:\/\//.test(v), "expected a postgres:// URL"),
   DATABASE_POOL_SIZE: positiveInt(10),
+  DATABASE_CONNECT_TIMEOUT_MS: positiveInt(5_000),
+  DATABASE_QUERY_TIMEOUT_MS: positiveInt(30_000),
+  DATABASE_PROBE_INTERVAL_MS: positiveInt(2_000),
+  CALL_TIMEOUT_MS: positiveInt(60_000),
   SHAREGRAPH_ENGINE: z.enum(["embedded", "spicedb", "remote"]).optional(),
   SPICEDB_ENDPOINT: z.string().optional(),
   SPICEDB_TOKEN: z.string().optional(),
@@ -271,7 +289,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return deepFreeze({
     addr: { host: host.replace(/^\[|\]$/g, ""), port },
     dataDir: e.SHAREGRAPH_DATA_DIR,
-    database: e.DATABASE_URL ? { kind: "postgres", url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE } : { kind: "pglite" },
+    database: e.DATABASE_URL
+      ? {
+          kind: "postgres",
+          url: e.DATABASE_URL,
+          poolSize: e.DATABASE_POOL_SIZE,
+          connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+          queryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
+          probeIntervalMs: e.DATABASE_PROBE_INTERVAL_MS,
+        }
+      : { kind: "pglite" },
     spicedb,
     apiKeys,
     platformAdmins,
@@ -295,6 +322,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBulkItems: e.MAX_BULK_CHECK_ITEMS,
       maxLookupPageSize: e.MAX_LOOKUP_PAGE_SIZE,
       maxListPageSize: e.MAX_LIST_PAGE_SIZE,
+      callTimeoutMs: e.CALL_TIMEOUT_MS,
     },
     partners: {
       invitationTtlDays: e.INVITATION_TTL_DAYS,

@@ -306,7 +306,7 @@ describe("a start-up that fails", () => {
 
     const failure = App.create(config, { database: { kind: "postgres", url: "postgres://postgres@127.0.0.1:1/sharegraph" }, engine });
 
-    await expect(failure).rejects.toThrow(/database migration failed: connect ECONNREFUSED 127\.0\.0\.1:1/);
+    await expect(failure).rejects.toThrow(/database migration failed: the database is unreachable \(connect ECONNREFUSED 127\.0\.0\.1:1\)/);
     expect(enginesMade).toBe(0);
     expect(await settledHandles(baseline)).toEqual(baseline);
   });

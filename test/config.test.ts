@@ -45,7 +45,7 @@ describe("loadConfig", () => {
         shutdownGraceMs: 10_000,
         shutdownTimeoutMs: 20_000,
       },
-      limits: { maxBulkItems: 1_000, maxLookupPageSize: 10_000, maxListPageSize: 1_000 },
+      limits: { maxBulkItems: 1_000, maxLookupPageSize: 10_000, maxListPageSize: 1_000, callTimeoutMs: 60_000 },
       partners: { invitationTtlDays: 14, acceptUrl: undefined, extraPublicDomains: [] },
       notifications: { smtpUrl: undefined, from: "sharegraph <no-reply@sharegraph.invalid>", pollMs: 1_000, maxAttempts: 10, maxBackoffMs: 300_000 },
       demo: false,
@@ -86,7 +86,14 @@ describe("loadConfig", () => {
       MAX_LIST_PAGE_SIZE: "50",
     });
     expect(config.addr).toEqual({ host: "0.0.0.0", port: 9090 });
-    expect(config.database).toEqual({ kind: "postgres", url: "postgres://sharegraph@db:5432/sharegraph", poolSize: 25 });
+    expect(config.database).toEqual({
+      kind: "postgres",
+      url: "postgres://sharegraph@db:5432/sharegraph",
+      poolSize: 25,
+      connectTimeoutMs: 5_000,
+      queryTimeoutMs: 30_000,
+      probeIntervalMs: 2_000,
+    });
     expect(config.spicedb).toEqual({ kind: "remote", endpoint: "spicedb:50051", token: "preshared", tls: "tls", timeoutMs: 2500, maxUpdatesPerWrite: 1000 });
     expect(config.apiKeys).toEqual([
       { secret: "admin-secret-0123456789", scope: "admin", name: expect.stringMatching(/^key-[0-9a-f]{8}$/), actors: "any" },

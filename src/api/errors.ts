@@ -3,7 +3,8 @@ import { DomainError, type DomainErrorKind } from "../domain/errors.js";
 import { EngineError, type EngineErrorKind } from "../engine/engine.js";
 import { StoreConflictError, StoreReferenceError, StoreRetryableError, StoreUnavailableError, translateStoreError } from "../store/errors.js";
 import { OutboxPendingError } from "../sync/applier.js";
-import { InvalidTokenError } from "../sync/tokens.js";
+import { InvalidTokenError, UnissuedTokenError } from "../sync/tokens.js";
+import { CallAbortedError } from "../call-signal.js";
 
 const DOMAIN_CODES: Record<DomainErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -32,8 +33,11 @@ const ENGINE_CODES: Record<EngineErrorKind, Code> = {
 export function toConnectError(err: unknown): ConnectError | undefined {
   if (err instanceof ConnectError) return err;
   if (err instanceof DomainError) return new ConnectError(err.message, DOMAIN_CODES[err.kind]);
-  if (err instanceof InvalidTokenError) {
+  if (err instanceof InvalidTokenError || err instanceof UnissuedTokenError) {
     return new ConnectError(`consistency.at_least_as_fresh: ${err.message}`, Code.InvalidArgument);
+  }
+  if (err instanceof CallAbortedError) {
+    return new ConnectError(err.message, err.reason === "deadline" ? Code.DeadlineExceeded : Code.Canceled);
   }
   if (err instanceof OutboxPendingError) {
     return new ConnectError(`${err.message}; retry shortly (the permission index is catching up)`, Code.Unavailable);

@@ -6,18 +6,40 @@ import { HealthCheckResponse_ServingStatus as Status } from "../gen/health/v1/he
 /**
  * Serving status per service name ("" is the whole server). Everything
  * starts NOT_SERVING and flips to SERVING once storage and the engine are
- * ready; it flips back when the server begins to shut down.
+ * ready; it flips back when the server begins to shut down, and while a
+ * dependency is down (the database unreachable: setDependency).
  */
 export class HealthStatus {
   readonly #status = new Map<string, Status>();
   readonly #changes = new EventEmitter();
+  #ready = false;
+  readonly #down = new Set<string>();
 
   constructor(services: readonly string[]) {
     for (const name of ["", ...services]) this.#status.set(name, Status.NOT_SERVING);
     this.#changes.setMaxListeners(0);
   }
 
+  /** Started (true) or stopping (false); SERVING needs this and every dependency up. */
   setAll(serving: boolean): void {
+    this.#ready = serving;
+    this.#apply();
+  }
+
+  /** A dependency (e.g. "database") went down or came back. */
+  setDependency(name: string, up: boolean): void {
+    if (up) this.#down.delete(name);
+    else this.#down.add(name);
+    this.#apply();
+  }
+
+  /** Dependencies currently down. */
+  get down(): readonly string[] {
+    return [...this.#down];
+  }
+
+  #apply(): void {
+    const serving = this.#ready && this.#down.size === 0;
     for (const name of this.#status.keys()) this.#set(name, serving ? Status.SERVING : Status.NOT_SERVING);
   }
 

@@ -65,7 +65,7 @@ export class ContentCatalog {
     return creating(this.deps.writer, `folder ${id}`, async (tx, rels) => {
       if (await tx.folders.get(id)) throw alreadyExists(`folder ${id} already exists`);
       await this.#requireParent(tx, input.workspaceId, input.parentId);
-      const row = await tx.folders.insert({
+      const { folder: row, ancestors } = await tx.folders.insert({
         id,
         workspace_id: input.workspaceId,
         parent_id: input.parentId ?? null,
@@ -73,6 +73,7 @@ export class ContentCatalog {
         created_by: actor,
       });
       rels.touch(deriveRow("folders", row));
+      rels.touch(ancestors.flatMap((a) => deriveRow("folder_ancestors", a)));
       const { after } = await tx.grants.upsert({ folderId: id }, { userId: actor }, "manager", actor);
       rels.touch(deriveRow("grants", after));
       return row;
@@ -121,8 +122,14 @@ export class ContentCatalog {
         if (destinationId && (await tx.folders.ancestry(destinationId)).some((f) => f.id === current.row.id)) {
           throw refused(`folder ${current.row.id} cannot move into itself or one of its subfolders (${destinationId})`, "FOLDER_CYCLE");
         }
-        const after = await tx.folders.setParent(current.row.id, destinationId ?? null);
-        if (after) rels.replace(deriveRow("folders", current.row), deriveRow("folders", after));
+        const moved = await tx.folders.setParent(current.row.id, destinationId ?? null);
+        if (moved) {
+          rels.replace(deriveRow("folders", moved.before), deriveRow("folders", moved.after));
+          rels.replace(
+            moved.removed.flatMap((a) => deriveRow("folder_ancestors", a)),
+            moved.added.flatMap((a) => deriveRow("folder_ancestors", a)),
+          );
+        }
       } else {
         const after = await tx.content.setFolder(current.row.id, destinationId ?? null);
         if (after) rels.replace(deriveRow("content", current.row), deriveRow("content", after));

@@ -46,8 +46,8 @@ const WORKSPACE_LINKS: Readonly<Record<string, string>> = { viewer: "has VIEW on
 /** How access flows between objects when SpiceDB follows an arrow from `from` to `to`. */
 function arrowLink(from: ObjectRef, to: ObjectRef, permission: string): AccessStep {
   if (from.type === "workspace" && to.type === "workspace") {
-    // parent->X: the parent's permission holds in the child; child->view_in_tree: content shows in children.
-    return permission === "view_in_tree" ? { object: to, link: "is a child workspace of", target: from } : { object: to, link: "is the parent workspace of", target: from };
+    // parent->X: the parent's permission holds in the child; child->subtree_view: content shows in children.
+    return permission === "subtree_view" || permission === "view_in_tree" ? { object: to, link: "is a child workspace of", target: from } : { object: to, link: "is the parent workspace of", target: from };
   }
   if (to.type === "organization" && from.type === "workspace") return { object: to, link: "owns", target: from };
   if (to.type === "partnership") return { object: to, link: "shares", target: from };

@@ -67,6 +67,7 @@ export const derive: Derivations = {
       : []),
     ...(r.created_by !== null ? [rel("folder", r.id, "creator", "user", r.created_by)] : []),
   ],
+  folder_ancestors: (r) => [rel("folder", r.folder_id, "ancestor", "folder", r.ancestor_id)],
   content: (r) => [
     rel(r.kind, r.id, "workspace", "workspace", r.workspace_id),
     ...(r.folder_id !== null
@@ -93,6 +94,7 @@ export const derive: Derivations = {
   partner_domain_claims: () => [],
   notifications: () => [],
   outbox: () => [],
+  server_keys: () => [],
 };
 
 export function deriveRow<T extends TableName>(table: T, row: Row<T>): Relationship[] {
@@ -111,7 +113,7 @@ export function deriveChanged(changed: readonly ChangedRow[]): { before: Relatio
 }
 
 /** Tables whose rows imply no relationship: not read at all by rebuild. */
-const NO_RELATIONSHIPS = new Set<TableName>(["users", "outbox", "partner_invitations", "partner_invitation_items", "partner_domain_claims", "notifications"]);
+const NO_RELATIONSHIPS = new Set<TableName>(["users", "outbox", "partner_invitations", "partner_invitation_items", "partner_domain_claims", "notifications", "server_keys"]);
 
 /** Every relationship the store implies (rebuild, reconcile). */
 export async function deriveAll(tx: Repositories): Promise<Relationship[]> {

@@ -6,6 +6,22 @@ import type { NewRow } from "../store/database.js";
  */
 export type NotificationInput = NewRow<"notifications">;
 
+/** The sealing purpose of invitation tokens kept for their mail (src/secrets.ts; migration 0005 uses the same). */
+export const INVITATION_TOKEN_PURPOSE = "invitation-token/v1";
+
+/**
+ * What the stored and listed body shows where the invitation token goes.
+ * The token itself is kept only sealed with the server key (the
+ * notification's `secret`), put in the placeholder's place when the mail is
+ * sent (src/notify/dispatcher.ts), and erased once it is.
+ */
+export const TOKEN_PLACEHOLDER = "[invitation token: sent by mail only]";
+
+/** The mail as sent: the body with the token in place of the placeholder. */
+export function withToken(body: string, token: string): string {
+  return body.split(TOKEN_PLACEHOLDER).join(token);
+}
+
 export interface SharedItem {
   readonly kind: string;
   readonly id: string;
@@ -19,21 +35,24 @@ export function invitationMail(input: {
   ownerName: string;
   inviterName: string;
   items: readonly SharedItem[];
-  token: string;
+  /** The invitation token sealed with the server key; the body holds TOKEN_PLACEHOLDER. */
+  sealedToken: string;
   acceptUrl: string | undefined;
   expiresAt: Date;
 }): NotificationInput {
-  const link = input.acceptUrl ? input.acceptUrl.replace("{token}", encodeURIComponent(input.token)) : undefined;
+  // Tokens are base64url, which a URL carries as it is: the placeholder needs no encoding step.
+  const link = input.acceptUrl ? input.acceptUrl.replace("{token}", TOKEN_PLACEHOLDER) : undefined;
   return {
     kind: "partner_invitation",
     recipient: input.to,
     subject: `${input.ownerName} invited you to view their reports and boards`,
+    secret: input.sealedToken,
     body: [
       `${input.inviterName} of ${input.ownerName} invited you as a partner, with view access to:`,
       itemLines(input.items),
       "",
-      link ? `Accept the invitation: ${link}` : `Accept the invitation with this token: ${input.token}`,
-      `(invitation token: ${input.token})`,
+      link ? `Accept the invitation: ${link}` : `Accept the invitation with this token: ${TOKEN_PLACEHOLDER}`,
+      `(invitation token: ${TOKEN_PLACEHOLDER})`,
       "",
       `The invitation expires on ${input.expiresAt.toISOString()}. Once you accept, you get your own organization`,
       "and can invite your team; you can view live data and change metrics, filters and date ranges,",

@@ -1,5 +1,5 @@
 import type { NotificationStatus } from "../store/database.js";
-import type { NotificationRow } from "../store/notifications.js";
+import type { ListedNotification } from "../store/notifications.js";
 import type { Page, PageOf } from "../store/paging.js";
 import type { Store } from "../store/store.js";
 import { invalid } from "./errors.js";
@@ -10,7 +10,7 @@ const STATUSES: readonly NotificationStatus[] = ["pending", "sent", "failed"];
 export class NotificationLog {
   constructor(private readonly store: Store) {}
 
-  list(filter: { recipient: string; status: string }, page: Page): Promise<PageOf<NotificationRow>> {
+  list(filter: { recipient: string; status: string }, page: Page): Promise<PageOf<ListedNotification>> {
     if (filter.status && !(STATUSES as readonly string[]).includes(filter.status)) {
       throw invalid("status", `one of ${STATUSES.join(", ")}, or empty`);
     }

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { ObjectRef } from "../engine/engine.js";
+import type { Sealer } from "../secrets.js";
 import type { ContentRow } from "../store/content.js";
 import type { PartnerShareKind } from "../store/database.js";
 import { StoreConflictError } from "../store/errors.js";
@@ -28,6 +29,8 @@ export interface PartnersDeps {
   readonly invitationTtlMs: number;
   /** e.g. "https://bi.example.com/partners/accept?token={token}"; undefined: the mail carries the token alone. */
   readonly acceptUrl: string | undefined;
+  /** Seals invitation tokens kept for their mail: never stored or listed in the clear. */
+  readonly invitationTokens: Sealer;
 }
 
 const PARTNER_KINDS: readonly PartnerShareKind[] = ["report", "board"];
@@ -83,7 +86,7 @@ export class Partners {
             ownerName: owner.name,
             inviterName: inviter?.display_name || actor,
             items: items.map(shared),
-            token,
+            sealedToken: this.deps.invitationTokens.seal(token),
             acceptUrl: this.deps.acceptUrl,
             expiresAt,
           }),

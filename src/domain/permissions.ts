@@ -1,5 +1,6 @@
 import type {
   CheckItem,
+  Consistency,
   Engine,
   LookupResourcesQuery,
   LookupSubjectsQuery,
@@ -10,6 +11,14 @@ import type { SchemaModel } from "../engine/schema.js";
 import type { ConsistencyTokens, Freshness } from "../sync/consistency.js";
 import { invalid } from "./errors.js";
 import { QUERY_ID_PATTERN, requireId } from "./ids.js";
+import { compareIds, firstAfter, LookupCursors, LookupMemo, queryKey } from "./lookup-pages.js";
+
+export interface LookedUp {
+  readonly resourceId: string;
+  /** "" for an unpaged stream. */
+  readonly cursor: string;
+  readonly token: string;
+}
 
 export interface PermissionLimits {
   /** Items per CheckBulkPermissions call. */
@@ -31,6 +40,8 @@ export class Permissions {
     private readonly tokens: ConsistencyTokens,
     private readonly schema: SchemaModel,
     readonly limits: PermissionLimits,
+    private readonly cursors: LookupCursors,
+    private readonly memo = new LookupMemo(),
   ) {}
 
   async check(item: CheckItem, freshness: Freshness): Promise<{ allowed: boolean; token: string }> {
@@ -49,14 +60,57 @@ export class Permissions {
     return { results: result.results, token: this.tokens.forRead(result.token) };
   }
 
-  async *lookupResources(query: LookupResourcesQuery, freshness: Freshness, signal?: AbortSignal) {
-    if ((query.limit ?? 0) > this.limits.maxLookupPageSize) {
+  /**
+   * Each resource once. Without page size or cursor, results stream as the
+   * index finds them (no cursor: there is no order to resume in). With
+   * either, pages run in resource-id order at the first page's snapshot,
+   * and every result carries the cursor to continue after it.
+   */
+  async *lookupResources(query: LookupResourcesQuery, freshness: Freshness, signal?: AbortSignal): AsyncIterable<LookedUp> {
+    const limit = query.limit ?? 0;
+    if (limit > this.limits.maxLookupPageSize) {
       throw invalid("page_size", `at most ${this.limits.maxLookupPageSize}`);
     }
-    const consistency = await this.tokens.resolve(freshness);
-    for await (const r of this.engine.lookupResources(query, consistency, signal)) {
-      yield { resourceId: r.resourceId, cursor: r.cursor, token: this.tokens.forRead(r.token) };
+    const whole = { resourceType: query.resourceType, permission: query.permission, subject: query.subject };
+    if (limit === 0 && !query.cursor) {
+      const consistency = await this.tokens.resolve(freshness);
+      const seen = new Set<string>();
+      for await (const r of this.engine.lookupResources(whole, consistency, signal)) {
+        if (seen.has(r.resourceId)) continue;
+        seen.add(r.resourceId);
+        yield { resourceId: r.resourceId, cursor: "", token: this.tokens.forRead(r.token) };
+      }
+      return;
     }
+    const cursor = query.cursor ? this.cursors.decode(whole, query.cursor) : undefined;
+    // The first page's snapshot, when this engine can still read it; else a fresh one (ids still only go up).
+    const consistency: Consistency =
+      cursor && cursor.epoch === this.tokens.epoch && cursor.zed ? { kind: "at_exact_snapshot", token: cursor.zed } : await this.tokens.resolve(freshness);
+    const { ids, zed } = await this.#sortedLookup(whole, consistency, signal);
+    const start = cursor ? firstAfter(ids, cursor.after) : 0;
+    const end = limit === 0 ? ids.length : Math.min(ids.length, start + limit);
+    const token = this.tokens.forRead(zed);
+    for (let i = start; i < end; i++) {
+      const resourceId = ids[i]!;
+      yield { resourceId, cursor: this.cursors.encode(whole, { after: resourceId, epoch: this.tokens.epoch, zed }), token };
+    }
+  }
+
+  async #sortedLookup(query: LookupResourcesQuery, consistency: Consistency, signal?: AbortSignal): Promise<{ ids: readonly string[]; zed: string }> {
+    const exact = consistency.kind === "at_exact_snapshot" ? consistency.token : undefined;
+    const memoKey = exact ? `${queryKey(query)}|${exact}` : undefined;
+    const memoized = memoKey ? this.memo.get(memoKey) : undefined;
+    if (memoized && exact) return { ids: memoized, zed: exact };
+    const unique = new Set<string>();
+    let zed = exact ?? "";
+    for await (const r of this.engine.lookupResources(query, consistency, signal)) {
+      unique.add(r.resourceId);
+      if (!exact && r.token) zed = r.token;
+    }
+    const ids = [...unique].sort(compareIds);
+    // An empty result carries no snapshot, and no cursor will ask for it again.
+    if (zed) this.memo.set(`${queryKey(query)}|${zed}`, ids);
+    return { ids, zed };
   }
 
   async *lookupSubjects(query: LookupSubjectsQuery, freshness: Freshness, signal?: AbortSignal) {

@@ -37,7 +37,7 @@ export class CoalescingEngine implements Engine {
 
   check(item: CheckItem, consistency: Consistency): Promise<CheckResult> {
     return new Promise((resolve, reject) => {
-      const key = consistency.kind === "at_least_as_fresh" ? `fresh:${consistency.token}` : consistency.kind;
+      const key = "token" in consistency ? `${consistency.kind}:${consistency.token}` : consistency.kind;
       let group = this.#pending.get(key);
       if (!group) this.#pending.set(key, (group = { consistency, waiting: [] }));
       group.waiting.push({ item, resolve, reject });

@@ -27,7 +27,9 @@ export type Consistency =
   | { readonly kind: "minimize_latency" }
   | { readonly kind: "fully_consistent" }
   /** token: a SpiceDB ZedToken. */
-  | { readonly kind: "at_least_as_fresh"; readonly token: string };
+  | { readonly kind: "at_least_as_fresh"; readonly token: string }
+  /** Exactly the snapshot of a ZedToken this engine issued (pages of one lookup). */
+  | { readonly kind: "at_exact_snapshot"; readonly token: string };
 
 export interface CheckItem {
   readonly resource: ObjectRef;

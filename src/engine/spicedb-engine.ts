@@ -237,6 +237,10 @@ function toConsistency(c: Consistency): v1.Consistency {
       return v1.Consistency.create({
         requirement: { oneofKind: "atLeastAsFresh", atLeastAsFresh: v1.ZedToken.create({ token: c.token }) },
       });
+    case "at_exact_snapshot":
+      return v1.Consistency.create({
+        requirement: { oneofKind: "atExactSnapshot", atExactSnapshot: v1.ZedToken.create({ token: c.token }) },
+      });
   }
 }
 

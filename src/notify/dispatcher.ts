@@ -1,9 +1,13 @@
 import nodemailer from "nodemailer";
+import { withToken } from "../domain/mail.js";
 import type { Logger } from "../logger.js";
+import type { Sealer } from "../secrets.js";
 import type { NotificationRow } from "../store/notifications.js";
 import type { Store } from "../store/store.js";
 
 export interface DispatcherOptions {
+  /** Opens the sealed invitation tokens the mails carry. */
+  readonly invitationTokens: Sealer;
   readonly from: string;
   readonly pollMs: number;
   /** After this many failed attempts a notification is marked failed. */
@@ -70,8 +74,20 @@ export class NotificationDispatcher {
 
   async #deliver(n: NotificationRow): Promise<boolean> {
     const repo = this.store.read.notifications;
+    let text = n.body;
+    if (n.secret !== null) {
+      try {
+        text = withToken(n.body, this.options.invitationTokens.open(n.secret));
+      } catch (err) {
+        // Without its token the mail is useless: give up on it (an admin revokes and invites again).
+        const message = err instanceof Error ? err.message : String(err);
+        await repo.markFailed(n.id, message, undefined);
+        this.log.error({ notification: n.id, err: message }, "notification failed for good");
+        return false;
+      }
+    }
     try {
-      await this.send({ from: this.options.from, to: n.recipient, subject: n.subject, text: n.body });
+      await this.send({ from: this.options.from, to: n.recipient, subject: n.subject, text });
     } catch (err) {
       const attempts = n.attempts + 1;
       const message = err instanceof Error ? err.message : String(err);

@@ -27,6 +27,8 @@ export const REFERENCES: ReadonlyArray<Reference> = [
   { table: "folders", column: "workspace_id", parent: "workspaces" },
   { table: "folders", column: "parent_id", parent: "folders" },
   { table: "folders", column: "created_by", parent: "users", onDelete: "set null" },
+  { table: "folder_ancestors", column: "folder_id", parent: "folders" },
+  { table: "folder_ancestors", column: "ancestor_id", parent: "folders" },
   { table: "content", column: "workspace_id", parent: "workspaces" },
   { table: "content", column: "folder_id", parent: "folders" },
   { table: "content", column: "created_by", parent: "users", onDelete: "set null" },

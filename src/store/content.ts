@@ -2,13 +2,61 @@ import { sql, type Kysely } from "kysely";
 import type { ContentKind, Database, NewRow, Row } from "./database.js";
 
 export type FolderRow = Row<"folders">;
+export type FolderAncestorRow = Row<"folder_ancestors">;
 export type ContentRow = Row<"content">;
 
 export class FoldersRepo {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async insert(row: NewRow<"folders">): Promise<FolderRow> {
-    return this.db.insertInto("folders").values(row).returningAll().executeTakeFirstOrThrow();
+  /** Inserts the folder and its ancestor rows (the closure); returns both. */
+  async insert(row: NewRow<"folders">): Promise<{ folder: FolderRow; ancestors: FolderAncestorRow[] }> {
+    const folder = await this.db.insertInto("folders").values(row).returningAll().executeTakeFirstOrThrow();
+    const ancestors = folder.parent_id === null ? [] : await this.#addAncestors([folder.id], folder.parent_id);
+    return { folder, ancestors };
+  }
+
+  /**
+   * Moves a folder under another (or to the root): the folder and its whole
+   * subtree lose the ancestors above the folder and gain the new ones.
+   * Returns the closure rows removed and added.
+   */
+  async setParent(
+    id: string,
+    parentId: string | null,
+  ): Promise<{ before: FolderRow; after: FolderRow; removed: FolderAncestorRow[]; added: FolderAncestorRow[] } | undefined> {
+    const before = await this.getForUpdate(id);
+    if (!before) return undefined;
+    const after = await this.db.updateTable("folders").set({ parent_id: parentId }).where("id", "=", id).returningAll().executeTakeFirstOrThrow();
+    const below = await this.db.selectFrom("folder_ancestors").select("folder_id").where("ancestor_id", "=", id).execute();
+    const subtree = [id, ...below.map((r) => r.folder_id)];
+    const removed = await this.db
+      .deleteFrom("folder_ancestors")
+      .where("folder_id", "in", subtree)
+      .where("ancestor_id", "not in", subtree)
+      .returningAll()
+      .execute();
+    const added = parentId === null ? [] : await this.#addAncestors(subtree, parentId, id);
+    return { before, after, removed, added };
+  }
+
+  /** Every folder of `folders` gains `parentId` and its ancestors, through `top` (a folder of the list, or itself). */
+  async #addAncestors(folders: readonly string[], parentId: string, top = folders[0]!): Promise<FolderAncestorRow[]> {
+    const result = await sql<FolderAncestorRow>`
+      insert into folder_ancestors (folder_id, ancestor_id, depth)
+      select below.folder_id, above.ancestor_id, below.depth + above.depth
+      from (
+        select ${top}::text as folder_id, 0 as depth
+        union all
+        select folder_id, depth from folder_ancestors where ancestor_id = ${top} and folder_id = any(${folders as string[]}::text[])
+      ) below
+      cross join (
+        select ${parentId}::text as ancestor_id, 1 as depth
+        union all
+        select ancestor_id, depth + 1 from folder_ancestors where folder_id = ${parentId}
+      ) above
+      returning folder_id, ancestor_id, depth
+    `.execute(this.db);
+    return result.rows;
   }
 
   async get(id: string): Promise<FolderRow | undefined> {
@@ -17,6 +65,11 @@ export class FoldersRepo {
 
   async getForUpdate(id: string): Promise<FolderRow | undefined> {
     return this.db.selectFrom("folders").selectAll().where("id", "=", id).forUpdate().executeTakeFirst();
+  }
+
+  async getMany(ids: readonly string[]): Promise<FolderRow[]> {
+    if (ids.length === 0) return [];
+    return this.db.selectFrom("folders").selectAll().where("id", "in", ids).execute();
   }
 
   /** Folders directly inside a folder, or at the workspace root (parentId null). */
@@ -39,9 +92,6 @@ export class FoldersRepo {
     return result.rows.map(({ depth: _depth, ...row }) => row);
   }
 
-  async setParent(id: string, parentId: string | null): Promise<FolderRow | undefined> {
-    return this.db.updateTable("folders").set({ parent_id: parentId }).where("id", "=", id).returningAll().executeTakeFirst();
-  }
 }
 
 export class ContentRepo {

@@ -88,6 +88,14 @@ export interface FoldersTable {
   created_at: CreatedAt;
 }
 
+/** One row per (folder, ancestor): the closure of folders.parent_id. */
+export interface FolderAncestorsTable {
+  folder_id: string;
+  ancestor_id: string;
+  /** 1 for the parent, 2 for the grandparent, … */
+  depth: number;
+}
+
 export type ContentKind = "report" | "board" | "dashboard" | "workbook";
 
 export interface ContentTable {
@@ -177,6 +185,15 @@ export interface NotificationsTable {
   next_attempt_at: Generated<Date>;
   sent_at: Date | null;
   created_at: CreatedAt;
+  /** A secret the mail needs and the listing must not show (an invitation token), sealed with the server key; erased once delivered. */
+  secret: string | null;
+}
+
+/** The deployment's server key (migration 0005): one row, "master". */
+export interface ServerKeysTable {
+  name: string;
+  secret: string;
+  created_at: CreatedAt;
 }
 
 /** One committed domain change's relationship updates, applied to SpiceDB in id order. */
@@ -209,6 +226,7 @@ export interface Database {
   entities: EntitiesTable;
   entity_members: EntityMembersTable;
   folders: FoldersTable;
+  folder_ancestors: FolderAncestorsTable;
   content: ContentTable;
   grants: GrantsTable;
   partnerships: PartnershipsTable;
@@ -218,6 +236,7 @@ export interface Database {
   partner_domain_claims: PartnerDomainClaimsTable;
   notifications: NotificationsTable;
   outbox: OutboxTable;
+  server_keys: ServerKeysTable;
 }
 
 export type TableName = keyof Database;

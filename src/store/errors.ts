@@ -60,9 +60,11 @@ export function translateStoreError(err: unknown): unknown {
     return new StoreReferenceError(constraint, { cause: err });
   }
   if (code === "40001" || code === "40P01") return new StoreRetryableError({ cause: err });
-  if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "57P01" || code.startsWith("08")) {
+  if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code.startsWith("57P") || code.startsWith("08") || code === "53300") {
     return new StoreUnavailableError("the database is unreachable", { cause: err });
   }
+  // statement_timeout (DATABASE_QUERY_TIMEOUT_MS) or a cancelled statement.
+  if (code === "57014") return new StoreUnavailableError("the database did not answer in time", { cause: err });
   return err;
 }
 

@@ -3,6 +3,10 @@ import type { Database, NewRow, NotificationStatus, Row } from "./database.js";
 import { pageOf, type PageOf } from "./paging.js";
 
 export type NotificationRow = Row<"notifications">;
+/** A notification as listed: everything but its sealed secret. */
+export type ListedNotification = Omit<NotificationRow, "secret">;
+
+const LISTED = ["id", "kind", "recipient", "subject", "body", "status", "attempts", "last_error", "next_attempt_at", "sent_at", "created_at"] as const;
 
 export class NotificationsRepo {
   constructor(private readonly db: Kysely<Database>) {}
@@ -31,14 +35,16 @@ export class NotificationsRepo {
     return result.rows.sort((a, b) => a.id - b.id);
   }
 
+  /** Delivered: the sealed secret is erased, nobody needs it any more. */
   async markSent(id: number): Promise<void> {
     await this.db
       .updateTable("notifications")
-      .set((eb) => ({ status: "sent", sent_at: sql<Date>`now()`, attempts: eb("attempts", "+", 1), last_error: null }))
+      .set((eb) => ({ status: "sent", sent_at: sql<Date>`now()`, attempts: eb("attempts", "+", 1), last_error: null, secret: null }))
       .where("id", "=", id)
       .execute();
   }
 
+  /** retryInMs undefined: failed for good, and the sealed secret is erased. */
   async markFailed(id: number, error: string, retryInMs: number | undefined): Promise<void> {
     await this.db
       .updateTable("notifications")
@@ -46,16 +52,16 @@ export class NotificationsRepo {
         attempts: eb("attempts", "+", 1),
         last_error: error.slice(0, 2000),
         ...(retryInMs === undefined
-          ? { status: "failed" as NotificationStatus }
+          ? { status: "failed" as NotificationStatus, secret: null }
           : { next_attempt_at: sql<Date>`now() + make_interval(secs => ${retryInMs / 1000})` }),
       }))
       .where("id", "=", id)
       .execute();
   }
 
-  /** Newest first; keyset on id. */
-  async list(filter: { recipient?: string | undefined; status?: NotificationStatus | undefined }, page: { limit: number; after?: string | undefined }): Promise<PageOf<NotificationRow>> {
-    let q = this.db.selectFrom("notifications").selectAll().orderBy("id", "desc").limit(page.limit + 1);
+  /** Newest first; keyset on id. Never the sealed secret. */
+  async list(filter: { recipient?: string | undefined; status?: NotificationStatus | undefined }, page: { limit: number; after?: string | undefined }): Promise<PageOf<ListedNotification>> {
+    let q = this.db.selectFrom("notifications").select(LISTED).orderBy("id", "desc").limit(page.limit + 1);
     if (page.after !== undefined) q = q.where("id", "<", Number(page.after));
     if (filter.recipient) q = q.where("recipient", "=", filter.recipient);
     if (filter.status) q = q.where("status", "=", filter.status);

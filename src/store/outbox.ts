@@ -58,6 +58,15 @@ export class OutboxRepo {
       .execute();
   }
 
+  /** Marks batches applied together (one SpiceDB write, one ZedToken). */
+  async markAppliedMany(ids: readonly number[], zedToken: string): Promise<void> {
+    await this.db
+      .updateTable("outbox")
+      .set({ applied_at: sql`now()`, zed_token: zedToken, last_error: null })
+      .where("id", "in", ids)
+      .execute();
+  }
+
   /** Marks every pending batch up to `upTo` as applied (a rebuild wrote their effect). */
   async markAppliedThrough(upTo: number, zedToken: string): Promise<void> {
     await this.db
@@ -76,16 +85,25 @@ export class OutboxRepo {
       .execute();
   }
 
-  /** True when every batch up to and including `id` has been applied. */
+  /** True when batch `id` exists (was ever committed) and every batch up to and including it has been applied. */
   async appliedThrough(id: number): Promise<boolean> {
-    const row = await this.db
-      .selectFrom("outbox")
-      .select("id")
-      .where("applied_at", "is", null)
-      .where("id", "<=", id)
-      .limit(1)
-      .executeTakeFirst();
-    return row === undefined;
+    const { newest, applied } = await this.progress(id);
+    return id <= newest && applied;
+  }
+
+  /**
+   * In one statement: the newest batch id (applied batches are pruned, the
+   * newest never is), and whether no batch up to `id` is pending. A batch
+   * beyond the newest was never committed: callers must not take "nothing
+   * pending up to it" for "applied".
+   */
+  async progress(id: number): Promise<{ newest: number; applied: boolean }> {
+    const result = await sql<{ newest: number; applied: boolean }>`
+      select coalesce((select max(id) from outbox), 0)::bigint as newest,
+             not exists (select 1 from outbox where applied_at is null and id <= ${id}) as applied
+    `.execute(this.db);
+    const row = result.rows[0]!;
+    return { newest: Number(row.newest), applied: row.applied };
   }
 
   async zedToken(id: number): Promise<string | null> {

@@ -12,6 +12,7 @@ import { migrateToLatest, type MigrationReport } from "./migrate.js";
 import { OrganizationsRepo } from "./organizations.js";
 import { OutboxRepo } from "./outbox.js";
 import { PartnersRepo } from "./partners.js";
+import { ServerKeysRepo } from "./server-keys.js";
 import { UsersRepo } from "./users.js";
 import { WorkspacesRepo } from "./workspaces.js";
 
@@ -28,6 +29,7 @@ export class Repositories {
   readonly partners: PartnersRepo;
   readonly notifications: NotificationsRepo;
   readonly outbox: OutboxRepo;
+  readonly serverKeys: ServerKeysRepo;
 
   constructor(private readonly db: Kysely<Database>) {
     this.users = new UsersRepo(db);
@@ -41,6 +43,7 @@ export class Repositories {
     this.partners = new PartnersRepo(db);
     this.notifications = new NotificationsRepo(db);
     this.outbox = new OutboxRepo(db);
+    this.serverKeys = new ServerKeysRepo(db);
   }
 
   /** Deletes rows by id and everything depending on them; returns all removed and changed rows. */
@@ -101,6 +104,16 @@ export class Store {
     }
   }
 
+  /**
+   * Real Postgres: probes reachability on a connection of its own; the
+   * listener hears every change, and while it is unreachable taking a
+   * connection fails at once. PGlite runs in this process: always reachable.
+   */
+  watchReachability(listener: (reachable: boolean) => void): () => void {
+    return this.opened.watchReachability?.(listener) ?? (() => {});
+  }
+
+  /** Bounded for real Postgres: connections still in use after a short grace are cut. */
   close(): Promise<void> {
     return this.opened.close();
   }

@@ -1,8 +1,11 @@
-import { setTimeout as sleep } from "node:timers/promises";
-import type { Engine } from "../engine/engine.js";
+import { abortable, CallAbortedError, callSignal, outsideCall } from "../call-signal.js";
+import { EngineError, type Engine, type RelationshipUpdate } from "../engine/engine.js";
+import type { OutboxOp } from "../store/database.js";
+import type { OutboxRow } from "../store/outbox.js";
 import type { Logger } from "../logger.js";
 import type { Repositories, Store } from "../store/store.js";
 import { toUpdates } from "./changes.js";
+import { UnissuedTokenError } from "./tokens.js";
 
 export interface ApplierOptions {
   /** How long a write waits for its batch to reach SpiceDB before answering without it. */
@@ -23,7 +26,42 @@ export class OutboxPendingError extends Error {
   }
 }
 
-const BATCHES_PER_TRANSACTION = 50;
+const BATCHES_PER_TRANSACTION = 500;
+
+/**
+ * Splits pending batches, in order, into groups that fit one SpiceDB write
+ * (distinct relationships ≤ maxUpdates). A batch too big for one write is a
+ * group of its own.
+ */
+export function groupBatches(rows: readonly OutboxRow[], maxUpdates: number): OutboxRow[][] {
+  const groups: OutboxRow[][] = [];
+  let current: OutboxRow[] = [];
+  let keys = new Set<string>();
+  for (const row of rows) {
+    const added = row.ops.filter((op) => !keys.has(op.r)).length;
+    if (current.length > 0 && keys.size + added > maxUpdates) {
+      groups.push(current);
+      current = [];
+      keys = new Set();
+    }
+    current.push(row);
+    for (const op of row.ops) keys.add(op.r);
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+/** The updates of consecutive batches as one write: each relationship's last operation. */
+export function mergeUpdates(rows: readonly OutboxRow[]): RelationshipUpdate[] {
+  const last = new Map<string, OutboxOp>();
+  for (const row of rows) {
+    for (const op of row.ops) {
+      last.delete(op.r);
+      last.set(op.r, op);
+    }
+  }
+  return toUpdates([...last.values()]);
+}
 
 /**
  * Applies outbox batches to SpiceDB strictly in id order (= commit order),
@@ -40,6 +78,11 @@ export class OutboxApplier {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #lastPrune = 0;
+  /** When the last drain that failed ended (0: the last one succeeded). */
+  #lastFailureAt = 0;
+  #waiting = 0;
+  /** Waiters asleep until the next progress (or their pause ends). */
+  readonly #sleepers = new Set<() => void>();
 
   constructor(
     private readonly store: Store,
@@ -64,14 +107,19 @@ export class OutboxApplier {
     return this.#failing;
   }
 
+  /** Calls waiting for a batch right now: bounded by their deadlines, never left behind by them. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
   /** Records batches applied by someone else in this process (rebuild, reconcile). */
   noteApplied(through: number, zed: string): void {
     if (through >= this.#appliedThrough) {
-      this.#appliedThrough = through;
       if (zed) {
         this.#lastZed = zed;
         this.#remember(through, zed);
       }
+      this.#advance(through);
     }
   }
 
@@ -80,11 +128,20 @@ export class OutboxApplier {
     this.#schedule(this.options.pollMs);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the background loop and waits up to graceMs for a drain under way:
+   * during a database partition it may hang until the query timeout, and
+   * shutdown must not (closing the store then cuts it).
+   */
+  async stop(graceMs = 2_000): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#draining?.catch(() => {});
+    const draining = this.#draining?.catch(() => {});
+    if (!draining) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([draining, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
   }
 
   /**
@@ -96,7 +153,8 @@ export class OutboxApplier {
       this.#drainAgain = true;
       return this.#draining;
     }
-    this.#draining = (async () => {
+    // Shared by every caller and the background loop: not bound to the deadline of whichever call started it.
+    this.#draining = outsideCall(async () => {
       try {
         do {
           this.#drainAgain = false;
@@ -104,34 +162,85 @@ export class OutboxApplier {
             /* more batches pending */
           }
         } while (this.#drainAgain && !this.#failing);
+      } catch (err) {
+        // The database itself failed (unreachable, timed out): back off like a failed apply.
+        this.#failing = true;
+        throw err;
       } finally {
+        this.#lastFailureAt = this.#failing ? Date.now() : 0;
         this.#draining = undefined;
       }
-    })();
+    });
     return this.#draining;
   }
 
   /**
    * Resolves with the batch's ZedToken (or "" if it was applied elsewhere)
-   * once every batch up to it is applied; OutboxPendingError after timeoutMs.
+   * once every batch up to it is applied; OutboxPendingError after
+   * timeoutMs. UnissuedTokenError for a batch beyond the newest in the
+   * outbox: it was never committed here, so it is never counted as applied.
+   *
+   * Inside a call (src/call-signal.ts) the wait ends when the call does:
+   * CallAbortedError at its deadline, OutboxPendingError when it is
+   * cancelled (the caller left, the server is shutting down). While SpiceDB
+   * or the database is failing, waiters do not start drains of their own
+   * more often than every pollMs; the background loop retries with backoff.
    */
   async waitFor(batch: number, timeoutMs = this.options.applyTimeoutMs): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    let pause = 10;
-    for (;;) {
-      if (batch <= this.#appliedThrough) return this.#zedByBatch.get(batch) ?? "";
-      await this.drain().catch(() => {});
-      if (batch <= this.#appliedThrough) return this.#zedByBatch.get(batch) ?? "";
-      // Another gateway may hold the apply lock and have applied it.
-      if (await this.store.read.outbox.appliedThrough(batch)) {
-        this.#appliedThrough = Math.max(this.#appliedThrough, batch);
-        return (await this.store.read.outbox.zedToken(batch)) ?? "";
+    if (batch <= this.#appliedThrough) return this.#zedByBatch.get(batch) ?? "";
+    const signal = callSignal();
+    const until = Date.now() + timeoutMs;
+    this.#waiting++;
+    try {
+      let pause = 10;
+      for (;;) {
+        await abortable(this.#drainForWaiter(), signal);
+        if (batch <= this.#appliedThrough) return this.#zedByBatch.get(batch) ?? "";
+        // Another gateway may hold the apply lock and have applied it.
+        const progress = await abortable(this.store.read.outbox.progress(batch), signal);
+        if (batch > progress.newest) throw new UnissuedTokenError(batch, progress.newest);
+        if (progress.applied) {
+          this.#advance(batch);
+          return (await abortable(this.store.read.outbox.zedToken(batch), signal)) ?? "";
+        }
+        const left = until - Date.now();
+        if (left <= 0) throw new OutboxPendingError(batch);
+        await this.#sleep(Math.min(pause, left), signal);
+        pause = Math.min(pause * 2, 500);
       }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new OutboxPendingError(batch);
-      await sleep(Math.min(pause, left));
-      pause = Math.min(pause * 2, 500);
+    } catch (err) {
+      if (err instanceof CallAbortedError && err.reason === "cancelled") throw new OutboxPendingError(batch);
+      throw err;
+    } finally {
+      this.#waiting--;
     }
+  }
+
+  /** A drain, unless one failed less than pollMs ago (then the background loop's backoff decides). */
+  async #drainForWaiter(): Promise<void> {
+    if (this.#failing && !this.#draining && Date.now() - this.#lastFailureAt < this.options.pollMs) return;
+    await this.drain().catch(() => {});
+  }
+
+  /** Sleeps for ms, or less when the applier makes progress; rejects when the signal aborts. */
+  #sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    let wake!: () => void;
+    const slept = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => wake(), ms);
+      wake = () => {
+        clearTimeout(timer);
+        this.#sleepers.delete(wake);
+        resolve();
+      };
+      this.#sleepers.add(wake);
+    });
+    return abortable(slept, signal).finally(() => wake());
+  }
+
+  #advance(through: number): void {
+    if (through <= this.#appliedThrough) return;
+    this.#appliedThrough = through;
+    for (const wake of [...this.#sleepers]) wake();
   }
 
   /**
@@ -156,25 +265,67 @@ export class OutboxApplier {
     const rows = await tx.outbox.pending(limit);
     if (rows.length === 0) return { through: newest, failed: false, more: false };
     let through = rows[0]!.id - 1;
-    for (const row of rows) {
-      let zed = "";
-      try {
-        const updates = toUpdates(row.ops);
-        for (let i = 0; i < updates.length; i += this.engine.maxUpdatesPerWrite) {
-          zed = await this.engine.write(updates.slice(i, i + this.engine.maxUpdatesPerWrite));
+    for (const group of groupBatches(rows, this.engine.maxUpdatesPerWrite)) {
+      let applied: string | undefined;
+      if (group.length > 1) {
+        try {
+          applied = await this.#applyGroup(group);
+        } catch (err) {
+          // SpiceDB unreachable: the group's first batch is the one that failed.
+          const message = err instanceof Error ? err.message : String(err);
+          await tx.outbox.markFailed(group[0]!.id, message);
+          this.log.warn({ batch: group[0]!.id, batches: group.length, err: message }, "outbox batches failed; will retry");
+          return { through, failed: true, more: true };
         }
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        await tx.outbox.markFailed(row.id, message);
-        this.log.warn({ batch: row.id, attempts: row.attempts + 1, err: message }, "outbox batch failed; will retry");
-        return { through, failed: true, more: true };
       }
-      await tx.outbox.markApplied(row.id, zed);
-      this.#remember(row.id, zed);
-      this.#lastZed = zed || this.#lastZed;
-      through = row.id;
+      if (applied !== undefined) {
+        await tx.outbox.markAppliedMany(
+          group.map((row) => row.id),
+          applied,
+        );
+        for (const row of group) this.#remember(row.id, applied);
+        this.#lastZed = applied || this.#lastZed;
+        through = group.at(-1)!.id;
+        continue;
+      }
+      // One batch alone, or a group SpiceDB refused: one at a time, to stop at the batch that fails.
+      for (const row of group) {
+        let zed = "";
+        try {
+          const updates = toUpdates(row.ops);
+          for (let i = 0; i < updates.length; i += this.engine.maxUpdatesPerWrite) {
+            zed = await this.engine.write(updates.slice(i, i + this.engine.maxUpdatesPerWrite));
+          }
+        } catch (err) {
+          const message = err instanceof Error ? err.message : String(err);
+          await tx.outbox.markFailed(row.id, message);
+          this.log.warn({ batch: row.id, attempts: row.attempts + 1, err: message }, "outbox batch failed; will retry");
+          return { through, failed: true, more: true };
+        }
+        await tx.outbox.markApplied(row.id, zed);
+        this.#remember(row.id, zed);
+        this.#lastZed = zed || this.#lastZed;
+        through = row.id;
+      }
     }
     return { through, failed: false, more: rows.length === limit };
+  }
+
+  /**
+   * Consecutive batches in one SpiceDB write: the last update of each
+   * relationship wins, which is the state applying them one by one ends in,
+   * and no reader can see a state in between (the group has one revision).
+   * Undefined when SpiceDB refused the updates (one batch at a time then
+   * finds the batch to blame); throws when SpiceDB is unreachable.
+   */
+  async #applyGroup(group: readonly OutboxRow[]): Promise<string | undefined> {
+    try {
+      return await this.engine.write(mergeUpdates(group));
+    } catch (err) {
+      if (err instanceof EngineError && err.kind === "unavailable") throw err;
+      this.log.debug({ batches: group.length, err: err instanceof Error ? err.message : String(err) }, "grouped apply refused; applying one batch at a time");
+      return undefined;
+    }
   }
 
   async #applyOnce(): Promise<boolean> {
@@ -182,7 +333,7 @@ export class OutboxApplier {
       await tx.outbox.lockForApply();
       return this.applyPendingWithin(tx);
     });
-    this.#appliedThrough = Math.max(this.#appliedThrough, outcome.through);
+    this.#advance(outcome.through);
     if (outcome.failed) {
       this.#failing = true;
       return false;

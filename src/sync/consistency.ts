@@ -1,6 +1,6 @@
 import type { Consistency as EngineConsistency } from "../engine/engine.js";
 import type { OutboxApplier } from "./applier.js";
-import { decodeToken, encodeToken } from "./tokens.js";
+import type { TokenCodec } from "./tokens.js";
 
 /** What a caller asks for; at_least_as_fresh carries a sharegraph token. */
 export type Freshness =
@@ -19,10 +19,14 @@ export class ConsistencyTokens {
     /** Identifies the SpiceDB instance whose ZedTokens we issue. */
     readonly epoch: string,
     private readonly applier: OutboxApplier,
+    /** Signs and verifies tokens with the deployment's server key. */
+    private readonly codec: TokenCodec,
   ) {}
 
   /**
-   * Throws InvalidTokenError or OutboxPendingError. fully_consistent waits
+   * Throws InvalidTokenError (not signed by this deployment),
+   * UnissuedTokenError (signed, but beyond the newest outbox batch) or
+   * OutboxPendingError. fully_consistent waits
    * for the outbox to be applied first: SpiceDB's newest data is not the
    * newest committed change while a batch is still on its way.
    */
@@ -32,7 +36,7 @@ export class ConsistencyTokens {
       await this.applier.waitForLatest();
       return freshness;
     }
-    const token = decodeToken(freshness.token);
+    const token = this.codec.decode(freshness.token);
     const zed = await this.applier.waitFor(token.batch);
     if (token.epoch === this.epoch && token.zed) return { kind: "at_least_as_fresh", token: token.zed };
     if (token.epoch === this.epoch && zed) return { kind: "at_least_as_fresh", token: zed };
@@ -42,16 +46,16 @@ export class ConsistencyTokens {
 
   /** The token for an answer SpiceDB gave at `zed`. */
   forRead(zed: string): string {
-    return encodeToken({ epoch: this.epoch, batch: this.applier.appliedThrough, zed });
+    return this.codec.encode({ epoch: this.epoch, batch: this.applier.appliedThrough, zed });
   }
 
   /** The token for a committed write whose batch is `batch` (zed "" if it has not landed yet). */
   forWrite(batch: number, zed: string): string {
-    return encodeToken({ epoch: this.epoch, batch, zed });
+    return this.codec.encode({ epoch: this.epoch, batch, zed });
   }
 
   /** A token for a change that needed no relationship update. */
   current(): string {
-    return encodeToken({ epoch: this.epoch, batch: this.applier.appliedThrough, zed: this.applier.lastZed });
+    return this.codec.encode({ epoch: this.epoch, batch: this.applier.appliedThrough, zed: this.applier.lastZed });
   }
 }

@@ -373,6 +373,19 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
         expect(await engine.check(item(d, "view", frank), FULLY)).toMatchObject({ allowed: false });
       });
 
+      it("at_exact_snapshot answers at exactly a write's snapshot, before and after a later revoke", async () => {
+        const p = prefix("exact");
+        const d = obj("dashboard", `${p}-d`);
+        const grant = rel(d, "viewer", user(`${p}-u`));
+        const granted = await engine.write([touch(grant)]);
+        const revoked = await engine.write([remove(grant)]);
+        const check = item(d, "direct_view", user(`${p}-u`));
+        expect(await engine.check(check, { kind: "at_exact_snapshot", token: granted })).toMatchObject({ allowed: true });
+        expect(await engine.check(check, { kind: "at_exact_snapshot", token: revoked })).toMatchObject({ allowed: false });
+        const bulk = await engine.checkBulk([check, check], { kind: "at_exact_snapshot", token: granted });
+        expect(bulk.results.map((r) => r.allowed)).toEqual([true, true]);
+      });
+
       it("returns a non-empty token under every consistency", async () => {
         const p = prefix("token");
         const written = await engine.write([touch(rel(obj("dashboard", `${p}-d`), "viewer", user(`${p}-u`)))]);

@@ -10,7 +10,9 @@ import { createServer } from "node:net";
 import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Notification } from "../../src/gen/sharegraph/v1/admin_service_pb.js";
+import { sql } from "kysely";
 import { PLATFORM_ADMIN, startTestServer, type Clients, type TestServer } from "../support/server.js";
+import { kyselyOf } from "../store/helpers.js";
 
 const FROM = "sharegraph <no-reply@sharegraph.test>";
 /** How long the poller may take to reach an eventual state. */
@@ -107,6 +109,15 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last state: ${JSON.stringify(await describeState())}`);
     await sleep(25);
   }
+}
+
+/** The invitation's stored row as Postgres holds it (every column as JSON text), and its sealed secret. */
+async function storedInvitation(server: TestServer, recipient: string): Promise<{ json: string; secret: string | null }> {
+  const r = await sql<{ json: string; secret: string | null }>`
+    select to_jsonb(n)::text as json, n.secret from notifications n where recipient = ${recipient} and kind = 'partner_invitation'
+  `.execute(kyselyOf(server.app.domain.store));
+  if (r.rows.length !== 1) throw new Error(`expected one invitation to ${recipient}, found ${r.rows.length}`);
+  return r.rows[0]!;
 }
 
 async function notificationTo(c: Clients, recipient: string, kind = "partner_invitation"): Promise<Notification | undefined> {
@@ -232,10 +243,18 @@ describe("R43: while the SMTP server is down notifications are retried, then del
     expect(inbox.messages).toEqual([]);
   });
 
+  it("issue 7.8: while it waits to be sent, the token is neither listed nor stored in the clear, only sealed", async () => {
+    expect((await notificationTo(c, "eli@down-partner.com"))!.body).not.toContain(token);
+    const stored = await storedInvitation(server, "eli@down-partner.com");
+    expect(stored.json).not.toContain(token);
+    expect(stored.secret).toMatch(/^v1\.[A-Za-z0-9_-]+$/);
+  });
+
   it("R43: once the SMTP server is back, the invitation is delivered — exactly once", async () => {
     await inbox.start(port);
     const mail = await eventually("the invitation mail", async () => inbox.to("eli@down-partner.com")[0]);
     expect(mail.text).toContain(token);
+    expect(mail.text).not.toContain("sent by mail only");
     const n = await eventually(
       'status "sent"',
       async () => {
@@ -250,6 +269,18 @@ describe("R43: while the SMTP server is down notifications are retried, then del
     await sleep(GRACE_MS);
     expect(inbox.to("eli@down-partner.com")).toHaveLength(1);
     expect(inbox.messages).toHaveLength(1);
+  });
+
+  it("issue 7.8: once delivered, the sealed token is erased", async () => {
+    const stored = await storedInvitation(server, "eli@down-partner.com");
+    expect(stored.secret).toBe(null);
+    expect(stored.json).not.toContain(token);
+  });
+
+  it("issue 7.8: the mailed token accepts the invitation", async () => {
+    const mailed = /invitation token: ([A-Za-z0-9_-]+)/.exec(inbox.to("eli@down-partner.com")[0]!.text)![1]!;
+    const r = await c.partner.acceptInvitation({ invitationToken: mailed, userId: "sd-eli" });
+    expect(r.partner?.sharedReports).toBe(1);
   });
 });
 
@@ -281,6 +312,8 @@ describe("R43: after NOTIFY_MAX_ATTEMPTS failures a notification is marked faile
     expect(n.lastError).not.toBe("");
     await sleep(GRACE_MS);
     expect((await notificationTo(c, "fay@never-partner.com"))?.attempts).toBe(2);
+    // issue 7.8: given up on, its sealed token is erased.
+    expect((await storedInvitation(server, "fay@never-partner.com")).secret).toBe(null);
     expect((await c.admin.listNotifications({ status: "failed" })).notifications.map((x) => x.recipient)).toEqual(["fay@never-partner.com"]);
   });
 });

@@ -9,7 +9,9 @@ import { createLogger } from "../../src/logger.js";
 import type { OutboxOp } from "../../src/store/database.js";
 import type { OutboxRepo } from "../../src/store/outbox.js";
 import type { Repositories, Store } from "../../src/store/store.js";
-import { OutboxApplier, OutboxPendingError } from "../../src/sync/applier.js";
+import { CallAbortedError, withCallSignal } from "../../src/call-signal.js";
+import { groupBatches, mergeUpdates, OutboxApplier, OutboxPendingError } from "../../src/sync/applier.js";
+import { UnissuedTokenError } from "../../src/sync/tokens.js";
 import { databaseKind, freshStore } from "../support/database.js";
 import { FaultyEngine } from "../support/faulty-engine.js";
 
@@ -56,20 +58,19 @@ function applyWithin(decorate: (tx: Repositories) => Repositories = (tx) => tx) 
 }
 
 describe("applyPendingWithin", () => {
-  it("applies pending batches in id order and reports the last one as through", async () => {
+  it("applies pending batches as one write in which each relationship's last update (in id order) wins, and reports the last batch as through", async () => {
     const ids = await appendEach([touch("workspace:w1#viewer@user:ann")], [remove("workspace:w1#viewer@user:ann")], [touch("workspace:w1#manager@user:bob")]);
     const from = spicedb.writes.length;
 
     const result = await applyWithin();
 
     expect(result).toEqual({ through: ids[2], failed: false, more: false });
-    expect(spicedb.writes.slice(from).map((w) => w.updates)).toEqual([
-      ["touch workspace:w1#viewer@user:ann"],
-      ["delete workspace:w1#viewer@user:ann"],
-      ["touch workspace:w1#manager@user:bob"],
-    ]);
+    expect(spicedb.writes.slice(from).map((w) => w.updates)).toEqual([["delete workspace:w1#viewer@user:ann", "touch workspace:w1#manager@user:bob"]]);
     expect(await store.read.outbox.pending(10)).toEqual([]);
-    expect(await store.read.outbox.zedToken(ids[2]!)).not.toBe("");
+    // One write, one snapshot: every batch of the group has its token.
+    const zeds = await Promise.all(ids.map((id) => store.read.outbox.zedToken(id)));
+    expect(new Set(zeds).size).toBe(1);
+    expect(zeds[0]).not.toBe("");
   });
 
   it("stops at the first failure, records it on that batch only, and reports through as the batch before it", async () => {
@@ -110,6 +111,56 @@ describe("applyPendingWithin", () => {
   });
 });
 
+describe("grouped applies", () => {
+  const row = (id: number, ...ops: OutboxOp[]) => ({ id, ops, op_count: ops.length, applied_at: null, zed_token: null, attempts: 0, last_error: null, created_at: new Date() });
+
+  it("groups consecutive batches up to the write limit of distinct relationships; a batch bigger than the limit goes alone", () => {
+    const rows = [
+      row(1, touch("a:1#r@user:x"), touch("a:2#r@user:x")),
+      row(2, remove("a:1#r@user:x")),
+      row(3, touch("a:3#r@user:x")),
+      row(4, touch("a:4#r@user:x"), touch("a:5#r@user:x"), touch("a:6#r@user:x"), touch("a:7#r@user:x")),
+      row(5, touch("a:8#r@user:x")),
+    ];
+    expect(groupBatches(rows, 3).map((g) => g.map((r) => r.id))).toEqual([[1, 2, 3], [4], [5]]);
+    expect(groupBatches(rows, 100).map((g) => g.map((r) => r.id))).toEqual([[1, 2, 3, 4, 5]]);
+  });
+
+  it("merges a group into each relationship's last update", () => {
+    const merged = mergeUpdates([row(1, touch("a:1#r@user:x"), touch("a:2#r@user:x")), row(2, remove("a:1#r@user:x")), row(3, touch("a:1#r@user:x"), remove("a:2#r@user:x"))]);
+    expect(merged.map((u) => `${u.op} ${u.relationship.resource.id}`)).toEqual(["touch 1", "delete 2"]);
+  });
+
+  it("when SpiceDB refuses a group, applies its batches one at a time and stops at the one it refuses", async () => {
+    const ids = await appendEach([touch("workspace:w4#viewer@user:ann")], [touch("workspace:w4#no_such_relation@user:bob")], [touch("workspace:w4#viewer@user:cid")]);
+    const from = spicedb.writes.length;
+
+    const result = await applyWithin();
+
+    expect(result).toEqual({ through: ids[0], failed: true, more: true });
+    // SpiceDB took nothing of the refused group; then only the batch before the refused one.
+    expect(spicedb.writes.slice(from).map((w) => w.updates)).toEqual([["touch workspace:w4#viewer@user:ann"]]);
+    const [refused, after] = await store.read.outbox.pending(10);
+    expect(refused).toMatchObject({ id: ids[1], attempts: 1 });
+    expect(refused!.last_error).toMatch(/no_such_relation/);
+    expect(after).toMatchObject({ id: ids[2], attempts: 0 });
+  });
+
+  it("while SpiceDB is down, a group costs one failed write, recorded on its first batch", async () => {
+    const ids = await appendEach([touch("workspace:w5#viewer@user:ann")], [touch("workspace:w5#viewer@user:bob")]);
+    spicedb.breakWrites();
+    const from = spicedb.writes.length;
+
+    await applyWithin();
+
+    expect(spicedb.writes.length - from).toBe(1);
+    expect((await store.read.outbox.pending(10)).map((r) => [r.id, r.attempts])).toEqual([
+      [ids[0], 1],
+      [ids[1], 0],
+    ]);
+  });
+});
+
 describe("waitFor", () => {
   it("rejects with OutboxPendingError while SpiceDB is down, and resolves with the batch's ZedToken once it is back", async () => {
     spicedb.breakWrites();
@@ -137,5 +188,56 @@ describe("waitFor", () => {
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     expect(spicedb.reached()).toContainEqual(["touch workspace:w5#viewer@user:ann"]);
+  });
+});
+
+describe("issue 7: waits bounded by their call, and never beyond the outbox", () => {
+  async function until(what: string, condition: () => boolean): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  it("issue 7.1: a batch beyond the newest is UnissuedTokenError, never recorded as applied", async () => {
+    const [id] = await appendEach([touch("workspace:w6#viewer@user:ann")]);
+    await applier.waitFor(id!);
+    await expect(applier.waitFor(id! + 1_000_000)).rejects.toBeInstanceOf(UnissuedTokenError);
+    expect(applier.appliedThrough).toBe(id);
+    // The next real batch is still waited for.
+    spicedb.breakWrites();
+    const [next] = await appendEach([touch("workspace:w6#viewer@user:bob")]);
+    await expect(applier.waitFor(next!, 100)).rejects.toBeInstanceOf(OutboxPendingError);
+  });
+
+  it("issue 7.5: a wait ends when its call's deadline passes (CallAbortedError), or as OutboxPendingError when the call is cancelled", async () => {
+    spicedb.breakWrites();
+    const [id] = await appendEach([touch("workspace:w7#viewer@user:ann")]);
+    for (const reason of ["deadline", "cancelled"] as const) {
+      const call = new AbortController();
+      const waiting = withCallSignal(call.signal, () => applier.waitFor(id!, 600_000)).catch((err: unknown) => err);
+      await until("the wait to start", () => applier.waiting === 1);
+      call.abort(new CallAbortedError(reason));
+      const err = await waiting;
+      expect(err).toBeInstanceOf(reason === "deadline" ? CallAbortedError : OutboxPendingError);
+      expect(applier.waiting).toBe(0);
+    }
+  });
+
+  it("issue 7.5: a drain started inside a call is shared work: the call's deadline does not cut it short", async () => {
+    spicedb.hold();
+    const [id] = await appendEach([touch("workspace:w8#viewer@user:ann")]);
+    const call = new AbortController();
+    const waiting = withCallSignal(call.signal, () => applier.waitFor(id!, 600_000)).catch((err: unknown) => err);
+    await until("the drain to reach SpiceDB", () => spicedb.heldWrites === 1);
+    call.abort(new CallAbortedError("deadline"));
+    expect(await waiting).toBeInstanceOf(CallAbortedError);
+    // Another caller joins the drain under way (one more pass after it), then SpiceDB answers.
+    const joined = applier.drain();
+    spicedb.release();
+    await joined;
+    expect(applier.failing).toBe(false);
+    expect(applier.appliedThrough).toBe(id);
   });
 });

@@ -3,6 +3,8 @@ import * as m0001 from "./0001_directory_and_outbox.js";
 import * as m0002 from "./0002_content.js";
 import * as m0003 from "./0003_partners_and_notifications.js";
 import * as m0004 from "./0004_outbox_apply_lock.js";
+import * as m0005 from "./0005_server_key_and_sealed_secrets.js";
+import * as m0006 from "./0006_folder_ancestors.js";
 
 /**
  * A static index rather than a folder scan: it survives bundling, and the
@@ -13,6 +15,8 @@ const migrations: Record<string, Migration> = {
   "0002_content": m0002,
   "0003_partners_and_notifications": m0003,
   "0004_outbox_apply_lock": m0004,
+  "0005_server_key_and_sealed_secrets": m0005,
+  "0006_folder_ancestors": m0006,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -202,16 +202,20 @@ export type LookupResourcesRequest = Message<"sharegraph.v1.LookupResourcesReque
   consistency?: Consistency | undefined;
 
   /**
-   * Stop after this many results (0: no limit). To get the next page, send
-   * the same request again (same consistency included) with the cursor of
-   * the last result; pin the first request with at_least_as_fresh or
-   * fully_consistent for pages of one snapshot.
+   * Stop after this many results (0: no limit). With a page size the results
+   * come in resource-id order; to get the next page, send the same request
+   * again with the cursor of the last result. Every page of one lookup is
+   * read at the first page's snapshot (while this server can still read it)
+   * and no resource comes twice across the pages.
    *
    * @generated from field: uint32 page_size = 5;
    */
   pageSize: number;
 
   /**
+   * From the last result of the previous page; only valid for the same
+   * resource type, permission and subject.
+   *
    * @generated from field: string cursor = 6;
    */
   cursor: string;
@@ -234,7 +238,8 @@ export type LookupResourcesResponse = Message<"sharegraph.v1.LookupResourcesResp
   resourceId: string;
 
   /**
-   * Resume after this result.
+   * Resume after this result (paged lookups only; empty in an unpaged stream,
+   * whose results come in no particular order).
    *
    * @generated from field: string cursor = 2;
    */
@@ -483,7 +488,8 @@ export const PermissionService: GenService<{
     output: typeof CheckBulkPermissionsResponseSchema;
   },
   /**
-   * Every resource of a type on which subject has permission, streamed,
+   * Every resource of a type on which subject has permission, streamed, each
+   * resource once. Paged (page_size or cursor set): in resource-id order,
    * resumable with the cursor of the last message received.
    *
    * @generated from rpc sharegraph.v1.PermissionService.LookupResources

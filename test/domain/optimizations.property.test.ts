@@ -1,0 +1,260 @@
+import { readFileSync } from "node:fs";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { App } from "../../src/app.js";
+import { DomainError } from "../../src/domain/errors.js";
+import { deriveAll } from "../../src/domain/graph.js";
+import { createEmbeddedEngine } from "../../src/engine/embedded.js";
+import type { CheckItem, Engine, RelationshipUpdate } from "../../src/engine/engine.js";
+import type { RoleName } from "../../src/store/database.js";
+import { formatRelationship, parseRelationship } from "../../src/sync/relationship-text.js";
+import { PLATFORM_ADMIN, startTestServer, type TestServer } from "../support/server.js";
+
+/*
+ * The shortcuts never change an answer. sharegraph's schema finds inherited
+ * roles through a folder-ancestor closure that the store maintains, and
+ * reads are served at pinned snapshots through a decision cache. Here random
+ * folder trees, moves, deletes, shares, group and workspace changes go
+ * through the domain, and after every change every question about every
+ * folder and item is asked twice: of sharegraph at the change's token, and
+ * of a plain reference model (test/fixtures/reference.zed: each level walks
+ * to its parent) fed the same relationships without the closure.
+ */
+
+const USERS = ["u1", "u2", "u3"];
+const ROLES: RoleName[] = ["viewer", "sharer", "editor", "manager"];
+const CONTENT_PERMISSIONS = ["view", "share", "edit", "manage", "delete"];
+const FOLDER_PERMISSIONS = [...CONTENT_PERMISSIONS, "see_name"];
+
+type Op =
+  | { kind: "folder"; parent: number; ws: number }
+  | { kind: "content"; folder: number; ws: number }
+  | { kind: "move"; what: "folder" | "content"; index: number; to: number }
+  | { kind: "delete"; what: "folder" | "content"; index: number }
+  | { kind: "share"; what: "folder" | "content"; index: number; subject: string; role: RoleName }
+  | { kind: "unshare"; what: "folder" | "content"; index: number; subject: string }
+  | { kind: "level"; user: string; ws: number; level: "view" | "analyze" | "manage" | "none" }
+  | { kind: "nest"; inner: string; outer: string; on: boolean };
+
+const SUBJECTS = [...USERS, "g:outer", "g:inner"];
+const index = fc.integer({ min: 0, max: 7 });
+/** A random tree with grants: folders, items in them, roles on both. */
+const setupArb: fc.Arbitrary<Op[]> = fc
+  .tuple(
+    fc.array(fc.record({ kind: fc.constant("folder" as const), parent: fc.integer({ min: -1, max: 7 }), ws: fc.integer({ min: 0, max: 1 }) }), { minLength: 2, maxLength: 7 }),
+    fc.array(fc.record({ kind: fc.constant("content" as const), folder: fc.integer({ min: -1, max: 7 }), ws: fc.integer({ min: 0, max: 1 }) }), { minLength: 1, maxLength: 5 }),
+    fc.array(
+      fc.record({
+        kind: fc.constant("share" as const),
+        what: fc.constantFrom("folder" as const, "folder" as const, "content" as const),
+        index,
+        subject: fc.constantFrom(...SUBJECTS),
+        role: fc.constantFrom(...ROLES),
+      }),
+      { minLength: 1, maxLength: 6 },
+    ),
+  )
+  .map(([folders, contents, shares]) => [...folders, ...contents, ...shares]);
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("folder" as const), parent: fc.integer({ min: -1, max: 7 }), ws: fc.integer({ min: 0, max: 1 }) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("content" as const), folder: fc.integer({ min: -1, max: 7 }), ws: fc.integer({ min: 0, max: 1 }) }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant("move" as const), what: fc.constantFrom("folder" as const, "folder" as const, "content" as const), index, to: fc.integer({ min: -1, max: 7 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("delete" as const), what: fc.constantFrom("folder" as const, "content" as const), index }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant("share" as const),
+      what: fc.constantFrom("folder" as const, "content" as const),
+      index,
+      subject: fc.constantFrom(...SUBJECTS),
+      role: fc.constantFrom(...ROLES),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("unshare" as const), what: fc.constantFrom("folder" as const, "content" as const), index, subject: fc.constantFrom(...SUBJECTS) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("level" as const),
+      user: fc.constantFrom(...USERS),
+      ws: fc.integer({ min: 0, max: 1 }),
+      level: fc.constantFrom("view" as const, "analyze" as const, "manage" as const, "none" as const),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("nest" as const), inner: fc.constant("inner"), outer: fc.constant("outer"), on: fc.boolean() }) },
+);
+
+let server: TestServer;
+let app: App;
+let reference: Engine;
+let referenceState = new Set<string>();
+let run = 0;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  app = server.app;
+  reference = await createEmbeddedEngine();
+  await reference.writeSchema(readFileSync(new URL("../fixtures/reference.zed", import.meta.url), "utf8"));
+  const { directory } = app.domain;
+  await directory.createUser(PLATFORM_ADMIN, { id: "owner", email: "owner@opt.example", displayName: "Owner" });
+  for (const u of USERS) await directory.createUser(PLATFORM_ADMIN, { id: u, email: `${u}@opt.example`, displayName: u });
+  await directory.createOrganization(PLATFORM_ADMIN, { id: "opt", name: "Opt", channelPartner: false, adminUserIds: ["owner"] });
+  for (const u of USERS) await directory.addOrganizationMember("owner", "opt", { userId: u }, false);
+});
+
+afterAll(async () => {
+  await reference?.close();
+  await server?.stop();
+});
+
+/** Brings the reference engine to what the store implies, without the closure. */
+async function syncReference(): Promise<void> {
+  const expected = new Set(
+    (await app.domain.store.transaction((tx) => deriveAll(tx), "repeatable read")).filter((r) => r.relation !== "ancestor").map(formatRelationship),
+  );
+  const updates: RelationshipUpdate[] = [
+    ...[...referenceState].filter((r) => !expected.has(r)).map((r) => ({ op: "delete" as const, relationship: parseRelationship(r) })),
+    ...[...expected].filter((r) => !referenceState.has(r)).map((r) => ({ op: "touch" as const, relationship: parseRelationship(r) })),
+  ];
+  for (let i = 0; i < updates.length; i += 1000) await reference.write(updates.slice(i, i + 1000));
+  referenceState = expected;
+}
+
+describe("closures and caches never change an answer", () => {
+  it("R1: a folder moved under a shared folder passes the grant down to everything inside, at the move's token", async () => {
+    const { directory, catalog, sharing, permissions } = app.domain;
+    await directory.createWorkspace("owner", "opt", { id: "mv-w", name: "MV" });
+    await directory.setWorkspacePermission("owner", "mv-w", { kind: "user", id: "u1" }, "view");
+    await catalog.createFolder("owner", { workspaceId: "mv-w", id: "mv-shared", name: "Shared" });
+    await catalog.createFolder("owner", { workspaceId: "mv-w", id: "mv-top", name: "Top" });
+    await catalog.createFolder("owner", { workspaceId: "mv-w", id: "mv-sub", name: "Sub", parentId: "mv-top" });
+    await catalog.createContent("owner", { kind: "dashboard", workspaceId: "mv-w", id: "mv-d", name: "D", folderId: "mv-sub" });
+    await sharing.share("owner", { type: "folder", id: "mv-shared" }, { kind: "user", id: "u1" }, "viewer");
+    const view = (id: string, type = "dashboard"): CheckItem => ({ resource: { type, id }, permission: "view", subject: { type: "user", id: "u1" } });
+    const moved = await catalog.move("owner", { type: "folder", id: "mv-top" }, "mv-shared");
+    const after = await permissions.checkBulk([view("mv-d"), view("mv-sub", "folder")], { kind: "at_least_as_fresh", token: moved.token });
+    expect(after.results.map((r) => r.allowed)).toEqual([true, true]);
+    const back = await catalog.move("owner", { type: "folder", id: "mv-top" }, undefined);
+    const out = await permissions.checkBulk([view("mv-d"), view("mv-sub", "folder")], { kind: "at_least_as_fresh", token: back.token });
+    expect(out.results.map((r) => r.allowed)).toEqual([false, false]);
+  });
+
+  it("after every random change, sharegraph at the change's token answers as the reference model", async () => {
+    const { directory, catalog, sharing, permissions } = app.domain;
+    await fc.assert(
+      fc.asyncProperty(setupArb, fc.array(opArb, { minLength: 3, maxLength: 8 }), async (setup, mutations) => {
+        const p = `r${++run}`;
+        const workspaces = [`${p}-w0`, `${p}-w1`];
+        await directory.createWorkspace("owner", "opt", { id: workspaces[0]!, name: "W0" });
+        await directory.createWorkspace("owner", "opt", { id: workspaces[1]!, name: "W1", parentId: workspaces[0] });
+        const outer = `${p}-outer`;
+        const inner = `${p}-inner`;
+        await directory.createGroup("owner", "opt", { id: outer, name: "Outer" });
+        await directory.createGroup("owner", "opt", { id: inner, name: "Inner" });
+        await directory.addGroupMember("owner", inner, { kind: "user", id: "u2" });
+        await directory.addGroupMember("owner", outer, { kind: "user", id: "u3" });
+        for (const u of USERS) await directory.setWorkspacePermission("owner", workspaces[0]!, { kind: "user", id: u }, "view");
+        for (const g of [outer, inner]) await directory.setWorkspacePermission("owner", workspaces[0]!, { kind: "group", id: g }, "view");
+        const folders: Array<{ id: string; ws: number }> = [];
+        const contents: Array<{ id: string; ws: number }> = [];
+        /** -1: the workspace root; else one of the workspace's folders (wrapping around). */
+        const folderOf = (ws: number, i: number) => {
+          const inWs = folders.filter((f) => f.ws === ws);
+          return i < 0 || inWs.length === 0 ? undefined : inWs[i % inWs.length];
+        };
+        const subject = (s: string) =>
+          s === "g:outer" ? ({ kind: "group", id: outer } as const) : s === "g:inner" ? ({ kind: "group", id: inner } as const) : ({ kind: "user", id: s } as const);
+        const target = (what: "folder" | "content", i: number) => {
+          const list = what === "folder" ? folders : contents;
+          const entry = list[i % Math.max(1, list.length)];
+          return entry ? { type: what === "folder" ? "folder" : "dashboard", id: entry.id } : undefined;
+        };
+        let n = 0;
+        const ops = [...setup, ...mutations];
+        for (const [step, op] of ops.entries()) {
+          const compare = step >= setup.length - 1;
+          let token: string | undefined;
+          try {
+            switch (op.kind) {
+              case "folder": {
+                const parent = folderOf(op.ws, op.parent);
+                const id = `${p}-f${n++}`;
+                token = (await catalog.createFolder("owner", { workspaceId: workspaces[op.ws]!, id, name: id, parentId: parent?.id })).token;
+                folders.push({ id, ws: op.ws });
+                break;
+              }
+              case "content": {
+                const folder = folderOf(op.ws, op.folder);
+                const id = `${p}-d${n++}`;
+                token = (await catalog.createContent("owner", { kind: "dashboard", workspaceId: workspaces[op.ws]!, id, name: id, folderId: folder?.id })).token;
+                contents.push({ id, ws: op.ws });
+                break;
+              }
+              case "move": {
+                const what = target(op.what, op.index);
+                if (!what) continue;
+                const ws = (op.what === "folder" ? folders : contents).find((x) => x.id === what.id)!.ws;
+                const to = folderOf(ws, op.to);
+                token = (await catalog.move("owner", what, to?.id)).token;
+                break;
+              }
+              case "delete": {
+                const what = target(op.what, op.index);
+                if (!what) continue;
+                token = (await catalog.delete("owner", what)).token;
+                // A folder goes with everything inside it.
+                const kept = new Set((await app.domain.store.read.folders.getMany(folders.map((f) => f.id))).map((f) => f.id));
+                folders.splice(0, folders.length, ...folders.filter((f) => kept.has(f.id)));
+                const left = new Set((await app.domain.store.read.content.getMany(contents.map((c) => c.id))).map((c) => c.id));
+                contents.splice(0, contents.length, ...contents.filter((c) => left.has(c.id)));
+                break;
+              }
+              case "share": {
+                const what = target(op.what, op.index);
+                if (!what) continue;
+                token = (await sharing.share("owner", what, subject(op.subject), op.role)).token;
+                break;
+              }
+              case "unshare": {
+                const what = target(op.what, op.index);
+                if (!what) continue;
+                token = (await sharing.unshare("owner", what, subject(op.subject))).token;
+                break;
+              }
+              case "level":
+                token =
+                  op.level === "none"
+                    ? (await directory.removeWorkspacePermission("owner", workspaces[op.ws]!, { kind: "user", id: op.user })).token
+                    : (await directory.setWorkspacePermission("owner", workspaces[op.ws]!, { kind: "user", id: op.user }, op.level)).token;
+                break;
+              case "nest":
+                token = op.on
+                  ? (await directory.addGroupMember("owner", outer, { kind: "group", id: inner })).token
+                  : (await directory.removeGroupMember("owner", outer, { kind: "group", id: inner })).token;
+                break;
+            }
+          } catch (err) {
+            // Refusals (R2, cycles, unknown objects after a delete) are answers too; they change nothing.
+            if (!(err instanceof DomainError)) throw err;
+            continue;
+          }
+          if (!compare) continue;
+          await syncReference();
+          const items: CheckItem[] = [];
+          for (const f of folders) for (const u of USERS) for (const permission of FOLDER_PERMISSIONS) items.push({ resource: { type: "folder", id: f.id }, permission, subject: { type: "user", id: u } });
+          for (const c of contents) for (const u of USERS) for (const permission of CONTENT_PERMISSIONS) items.push({ resource: { type: "dashboard", id: c.id }, permission, subject: { type: "user", id: u } });
+          if (items.length === 0) continue;
+          const ours = await permissions.checkBulk(items, token ? { kind: "at_least_as_fresh", token } : { kind: "fully_consistent" });
+          const theirs = await reference.checkBulk(items, { kind: "fully_consistent" });
+          const differ = items.flatMap((item, i) =>
+            ours.results[i]!.allowed === theirs.results[i]!.allowed
+              ? []
+              : [`${item.subject.id} ${item.permission} ${item.resource.type}:${item.resource.id}: sharegraph ${ours.results[i]!.allowed}, reference ${theirs.results[i]!.allowed}`],
+          );
+          expect(differ, `after ${JSON.stringify(op)}`).toEqual([]);
+        }
+      }),
+      { numRuns: 20, endOnFailure: true },
+    );
+  }, 600_000);
+});
