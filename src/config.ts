@@ -51,6 +51,12 @@ export interface Config {
     readonly maxBackoffMs: number;
     readonly retentionHours: number;
   };
+  readonly reads: {
+    /** How stale a minimize_latency read may be (the snapshot it is pinned to). */
+    readonly maxStalenessMs: number;
+    /** Decisions remembered per snapshot; 0 turns the decision cache off. */
+    readonly decisionCacheSize: number;
+  };
   readonly limits: {
     readonly maxBulkItems: number;
     readonly maxLookupPageSize: number;
@@ -113,6 +119,8 @@ const envSchema = z.object({
   MAX_BULK_CHECK_ITEMS: positiveInt(1_000),
   MAX_LOOKUP_PAGE_SIZE: positiveInt(10_000),
   MAX_LIST_PAGE_SIZE: positiveInt(1_000),
+  READ_MAX_STALENESS_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+  DECISION_CACHE_SIZE: z.coerce.number().int().min(0).max(10_000_000).default(200_000),
   SHAREGRAPH_DEMO: boolean.default(false),
   INVITATION_TTL_DAYS: positiveInt(14),
   INVITATION_ACCEPT_URL: z
@@ -227,6 +235,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pollMs: e.OUTBOX_POLL_MS,
       maxBackoffMs: e.OUTBOX_MAX_BACKOFF_MS,
       retentionHours: e.OUTBOX_RETENTION_HOURS,
+    },
+    reads: {
+      maxStalenessMs: e.READ_MAX_STALENESS_MS,
+      decisionCacheSize: e.DECISION_CACHE_SIZE,
     },
     limits: {
       maxBulkItems: e.MAX_BULK_CHECK_ITEMS,
