@@ -29,6 +29,7 @@ import { CURSOR_MAC_PURPOSE, LookupCursors } from "./domain/lookup-pages.js";
 import { Permissions } from "./domain/permissions.js";
 import { Sharing } from "./domain/sharing.js";
 import { CoalescingEngine } from "./engine/coalescing.js";
+import { DecisionCachingEngine, decisionCacheMetrics } from "./engine/decision-cache.js";
 import { createEmbeddedEngine } from "./engine/embedded.js";
 import type { Engine } from "./engine/engine.js";
 import { createRemoteEngine } from "./engine/remote.js";
@@ -176,7 +177,9 @@ export class App {
     const serverKey = new ServerKey(await store.read.serverKeys.master(newServerKeyText));
 
     const made = overrides.engine ? { engine: await overrides.engine() } : await this.#createEngine();
-    const engine = new CoalescingEngine(made.engine);
+    const coalescing = new CoalescingEngine(made.engine);
+    const engine =
+      config.reads.decisionCacheSize > 0 ? new DecisionCachingEngine(coalescing, { maxEntries: config.reads.decisionCacheSize }) : coalescing;
     this.#onClose("engine", () => engine.close());
     const schemaText = loadSchemaText();
     await engine.writeSchema(schemaText);
@@ -191,7 +194,10 @@ export class App {
     this.#onClose("outbox applier", () => applier.stop());
     // ZedTokens of an embedded SpiceDB die with the process; a remote one's outlive us.
     const epoch = engine.kind === "embedded" ? randomUUID().slice(0, 8) : "remote";
-    const tokens = new ConsistencyTokens(epoch, applier, new TokenCodec(serverKey.mac(TOKEN_MAC_PURPOSE)));
+    const tokens = new ConsistencyTokens(epoch, applier, new TokenCodec(serverKey.mac(TOKEN_MAC_PURPOSE)), {
+      maxStalenessMs: config.reads.maxStalenessMs,
+      sharedEngine: engine.kind !== "embedded",
+    });
     const invitationTokens = serverKey.sealer(INVITATION_TOKEN_PURPOSE);
     const writer = new ChangeWriter(store, applier, tokens, log.child({ component: "writer" }));
     const authz = new Authorizer(engine, tokens);
@@ -277,6 +283,7 @@ export class App {
   async start(): Promise<{ host: string; port: number }> {
     const metrics = rpcMetrics(this.metrics);
     collectDefaultMetrics({ register: this.metrics });
+    if (this.domain.engine instanceof DecisionCachingEngine) decisionCacheMetrics(this.metrics, this.domain.engine.stats);
     const { directory, permissions, explainer, catalog, sharing, partners, notifications, index } = this.domain;
     const keys = new ApiKeys(this.apiKeys.keys);
     const apiLog = this.log.child({ component: "api" });

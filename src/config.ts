@@ -85,6 +85,12 @@ export interface Config {
     /** On SIGTERM: the process exits after this even if something hangs. */
     readonly shutdownTimeoutMs: number;
   };
+  readonly reads: {
+    /** How stale a minimize_latency read may be (the snapshot it is pinned to). */
+    readonly maxStalenessMs: number;
+    /** Decisions remembered per snapshot; 0 turns the decision cache off. */
+    readonly decisionCacheSize: number;
+  };
   readonly limits: {
     readonly maxBulkItems: number;
     readonly maxLookupPageSize: number;
@@ -161,6 +167,8 @@ const envSchema = z.object({
   MAX_STREAMS_PER_CONNECTION: positiveInt(256),
   SHUTDOWN_GRACE_MS: positiveInt(10_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt(20_000),
+  READ_MAX_STALENESS_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+  DECISION_CACHE_SIZE: z.coerce.number().int().min(0).max(10_000_000).default(200_000),
   SHAREGRAPH_DEMO: boolean.default(false),
   INVITATION_TTL_DAYS: positiveInt(14),
   INVITATION_ACCEPT_URL: z
@@ -317,6 +325,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxStreamsPerConnection: e.MAX_STREAMS_PER_CONNECTION,
       shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    },
+    reads: {
+      maxStalenessMs: e.READ_MAX_STALENESS_MS,
+      decisionCacheSize: e.DECISION_CACHE_SIZE,
     },
     limits: {
       maxBulkItems: e.MAX_BULK_CHECK_ITEMS,

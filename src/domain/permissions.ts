@@ -11,7 +11,8 @@ import type { SchemaModel } from "../engine/schema.js";
 import type { ConsistencyTokens, Freshness } from "../sync/consistency.js";
 import { invalid } from "./errors.js";
 import { QUERY_ID_PATTERN, requireId } from "./ids.js";
-import { compareIds, firstAfter, LookupCursors, LookupMemo, queryKey } from "./lookup-pages.js";
+import type { LookupCursors} from "./lookup-pages.js";
+import { compareIds, firstAfter, LookupMemo, queryKey } from "./lookup-pages.js";
 
 export interface LookedUp {
   readonly resourceId: string;

@@ -1,3 +1,4 @@
+import { Counter, type Registry } from "prom-client";
 import type { BulkCheckResult, CheckItem, CheckResult, Consistency, Engine } from "./engine.js";
 
 export interface DecisionCacheOptions {
@@ -123,4 +124,21 @@ export class DecisionCachingEngine implements Engine {
 function checkKey(item: CheckItem): string {
   const s = item.subject;
   return `${item.resource.type}:${item.resource.id}#${item.permission}@${s.type}:${s.id}${s.relation ? `#${s.relation}` : ""}`;
+}
+
+/** The cache's counters as Prometheus metrics (read when scraped). */
+export function decisionCacheMetrics(registry: Registry, stats: DecisionCacheStats): void {
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  counter("sharegraph_decision_cache_hits_total", "checks answered from the decision cache", () => stats.hits);
+  counter("sharegraph_decision_cache_misses_total", "checks at a pinned snapshot sent to SpiceDB", () => stats.misses);
+  counter("sharegraph_decision_cache_joined_total", "checks that joined an identical check already on its way to SpiceDB", () => stats.joined);
 }

@@ -18,6 +18,14 @@ export interface ApplierOptions {
   readonly retentionMs: number;
 }
 
+/** A SpiceDB snapshot (ZedToken) that holds every outbox batch up to `batch`. */
+export interface Snapshot {
+  readonly batch: number;
+  readonly zed: string;
+  /** When this process learned of it (ms since the epoch). */
+  readonly at: number;
+}
+
 /** The outbox has not reached SpiceDB in time (SpiceDB down, or slow). */
 export class OutboxPendingError extends Error {
   constructor(readonly batch: number) {
@@ -71,6 +79,7 @@ export class OutboxApplier {
   #appliedThrough = 0;
   readonly #zedByBatch = new Map<number, string>();
   #lastZed = "";
+  #latest: Snapshot | undefined;
   #draining: Promise<void> | undefined;
   #drainAgain = false;
   #failing = false;
@@ -103,6 +112,32 @@ export class OutboxApplier {
     return this.#lastZed;
   }
 
+  /**
+   * The newest SpiceDB snapshot known to hold every batch up to `batch`:
+   * from this process's own applies (or a rebuild/reconcile). Undefined
+   * until it has applied something, or when the newest batches were applied
+   * by another gateway (see storedSnapshot).
+   */
+  latestSnapshot(): Snapshot | undefined {
+    return this.#latest && this.#latest.batch >= this.#appliedThrough ? this.#latest : undefined;
+  }
+
+  /**
+   * The snapshot of the newest applied batch as recorded in the outbox, for
+   * an engine whose ZedTokens every gateway shares (a SpiceDB server).
+   */
+  async storedSnapshot(): Promise<Snapshot | undefined> {
+    const batch = this.#appliedThrough;
+    const zed = batch > 0 ? await this.store.read.outbox.zedToken(batch) : null;
+    if (!zed) return undefined;
+    this.#setLatest(batch, zed);
+    return this.#latest;
+  }
+
+  #setLatest(batch: number, zed: string): void {
+    if (zed && (!this.#latest || batch >= this.#latest.batch)) this.#latest = { batch, zed, at: Date.now() };
+  }
+
   get failing(): boolean {
     return this.#failing;
   }
@@ -118,6 +153,7 @@ export class OutboxApplier {
       if (zed) {
         this.#lastZed = zed;
         this.#remember(through, zed);
+        this.#setLatest(through, zed);
       }
       this.#advance(through);
     }
@@ -249,8 +285,10 @@ export class OutboxApplier {
    * revoke still in the outbox must not be missed). OutboxPendingError after
    * timeoutMs.
    */
-  async waitForLatest(timeoutMs = this.options.applyTimeoutMs): Promise<void> {
-    await this.waitFor(await this.store.read.outbox.maxId(), timeoutMs);
+  async waitForLatest(timeoutMs = this.options.applyTimeoutMs): Promise<number> {
+    const newest = await this.store.read.outbox.maxId();
+    await this.waitFor(newest, timeoutMs);
+    return newest;
   }
 
   /**
@@ -333,6 +371,8 @@ export class OutboxApplier {
       await tx.outbox.lockForApply();
       return this.applyPendingWithin(tx);
     });
+    const zed = this.#zedByBatch.get(outcome.through);
+    if (zed) this.#setLatest(outcome.through, zed);
     this.#advance(outcome.through);
     if (outcome.failed) {
       this.#failing = true;
