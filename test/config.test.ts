@@ -273,7 +273,7 @@ describe("loadConfig", () => {
         SHAREGRAPH_ENGINE: "spicedb",
         SPICEDB_BINARY: binary,
         DATABASE_URL: "postgres://sharegraph:pw@db:5432/sharegraph?sslmode=disable",
-        SHAREGRAPH_API_KEYS: KEYS,
+        ...PRODUCTION,
         SPICEDB_MAX_UPDATES_PER_WRITE: "500",
       });
       expect(config.spicedb).toEqual({
@@ -317,7 +317,7 @@ describe("loadConfig", () => {
         "SPICEDB_BINARY is for SHAREGRAPH_ENGINE=spicedb, not embedded",
         "SPICEDB_DATASTORE_URI is for SHAREGRAPH_ENGINE=spicedb, not embedded",
       ]);
-      expect(problemsOf({ SHAREGRAPH_ENGINE: "spicedb", SPICEDB_BINARY: binary, SPICEDB_DATASTORE_URI: "postgres://db/x", SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", SHAREGRAPH_API_KEYS: KEYS })).toEqual([
+      expect(problemsOf({ SHAREGRAPH_ENGINE: "spicedb", SPICEDB_BINARY: binary, SPICEDB_DATASTORE_URI: "postgres://db/x", SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", ...PRODUCTION })).toEqual([
         "SPICEDB_ENDPOINT is for SHAREGRAPH_ENGINE=remote, not spicedb",
       ]);
       expect(problemsOf({ SHAREGRAPH_ENGINE: "remote", SPICEDB_TOKEN: "t" })).toEqual(["SPICEDB_ENDPOINT is required with SHAREGRAPH_ENGINE=remote"]);
@@ -325,9 +325,9 @@ describe("loadConfig", () => {
     });
 
     it("is chosen only by SHAREGRAPH_ENGINE: without it DATABASE_URL stays on the embedded engine (a built binary changes nothing), SPICEDB_ENDPOINT means remote", () => {
-      expect(loadConfig({ DATABASE_URL: "postgres://db/sharegraph", SHAREGRAPH_API_KEYS: KEYS }).spicedb).toEqual({ kind: "embedded" });
-      expect(loadConfig({ SHAREGRAPH_ENGINE: "embedded", DATABASE_URL: "postgres://db/sharegraph", SHAREGRAPH_API_KEYS: KEYS }).spicedb).toEqual({ kind: "embedded" });
-      expect(loadConfig({ SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", SHAREGRAPH_API_KEYS: KEYS }).spicedb.kind).toBe("remote");
+      expect(loadConfig({ DATABASE_URL: "postgres://db/sharegraph", ...PRODUCTION }).spicedb).toEqual({ kind: "embedded" });
+      expect(loadConfig({ SHAREGRAPH_ENGINE: "embedded", DATABASE_URL: "postgres://db/sharegraph", ...PRODUCTION }).spicedb).toEqual({ kind: "embedded" });
+      expect(loadConfig({ SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", ...PRODUCTION }).spicedb.kind).toBe("remote");
     });
   });
 
