@@ -16,6 +16,7 @@
  * deadline, and "bounded" means "returns before the test's own timeout".
  */
 import { randomBytes } from "node:crypto";
+import { createServer, type AddressInfo } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,6 +50,14 @@ async function until(what: string, condition: () => boolean | Promise<boolean>, 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", () => resolve()));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
 }
 
 /** Errors nobody handled: before the fix, a reset raised one from a pg client ("Unhandled 'error' event"). */
@@ -311,7 +320,7 @@ describe.runIf(TEST_DATABASE_URL)("Postgres faults through a TCP proxy (issue 7)
   });
 
   describe("a server process (node src/main.ts)", () => {
-    it("survives connection resets under load, then exits on SIGTERM during a partition", async () => {
+    it("survives connection resets under load, then exits on SIGTERM during a partition (outbox, notifications and the store stop in bounded time)", async () => {
       const scratch = await scratchDatabase(url, "sg_faults");
       const { proxy, url: proxyUrl } = await TcpProxy.forUrl(scratch.url);
       const dataDir = await mkdtemp(join(tmpdir(), "sharegraph-faults-"));
@@ -326,9 +335,13 @@ describe.runIf(TEST_DATABASE_URL)("Postgres faults through a TCP proxy (issue 7)
         SHAREGRAPH_API_KEYS: `${ADMIN_KEY}:admin`,
         DATABASE_URL: proxyUrl,
         DATABASE_CONNECT_TIMEOUT_MS: "1000",
-        DATABASE_QUERY_TIMEOUT_MS: "1500",
+        // Statements caught in the partition would wait 10 minutes: only bounded stops let the process exit.
+        DATABASE_QUERY_TIMEOUT_MS: "600000",
         DATABASE_PROBE_INTERVAL_MS: "200",
         OUTBOX_POLL_MS: "200",
+        // The notification dispatcher polls the database too (nothing listens there: it never sends).
+        SMTP_URL: `smtp://127.0.0.1:${await freePort()}`,
+        NOTIFY_POLL_MS: "200",
       });
       cleanups.push(async () => {
         server.kill("SIGKILL");
@@ -367,8 +380,11 @@ describe.runIf(TEST_DATABASE_URL)("Postgres faults through a TCP proxy (issue 7)
       const inFlight = directory.createUser({ actor: PLATFORM_ADMIN, userId: "stuck", email: "stuck@acme.example" }).catch(() => {});
       await until("the probe to notice", async () => (await fetch(`${server.baseUrl}/healthz`)).status === 503);
       server.kill("SIGTERM");
-      const exit = await server.exited;
-      expect(exit).toEqual({ code: 0, signal: null });
+      // A liveness bound, not a measurement: the configured graces add up to about 11 s (calls 5 s,
+      // outbox 2 s, notifications 2 s, store 2 s); a stop that waits on a statement caught in the
+      // partition would wait the 10-minute query timeout.
+      const exit = await Promise.race([server.exited, new Promise((resolve) => setTimeout(() => resolve("still running 30 s after SIGTERM"), 30_000))]);
+      expect(exit, server.logs.slice(-10).join("\n")).toEqual({ code: 0, signal: null });
       await inFlight;
       expect(server.logs.some((line) => line.includes('"msg":"stopped"'))).toBe(true);
     });
