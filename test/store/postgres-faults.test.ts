@@ -30,9 +30,15 @@ import { DirectoryService, WorkspaceLevel } from "../../src/gen/sharegraph/v1/di
 import { AdminService } from "../../src/gen/sharegraph/v1/admin_service_pb.js";
 import { dropSchema, type DatabaseTarget } from "../../src/store/connect.js";
 import { CallAbortedError, withCallSignal } from "../../src/call-signal.js";
+import { INVITATION_TOKEN_PURPOSE } from "../../src/domain/mail.js";
+import { createLogger } from "../../src/logger.js";
+import { NotificationDispatcher, smtpSender } from "../../src/notify/dispatcher.js";
+import { ServerKey } from "../../src/secrets.js";
 import { StoreUnavailableError } from "../../src/store/errors.js";
+import { OutboxApplier } from "../../src/sync/applier.js";
 import { Store } from "../../src/store/store.js";
 import { TEST_DATABASE_URL } from "../support/database.js";
+import { FaultyEngine } from "../support/faulty-engine.js";
 import { codeOf, user } from "../support/rpc.js";
 import { ADMIN_KEY, PLATFORM_ADMIN, bearer, startTestServer, type TestServer } from "../support/server.js";
 import { scratchDatabase, startServerProcess } from "../support/server-process.js";
@@ -173,6 +179,38 @@ describe.runIf(TEST_DATABASE_URL)("Postgres faults through a TCP proxy (issue 7)
       await store.close();
 
       expect(await stuck).toBeInstanceOf(StoreUnavailableError);
+    });
+  });
+
+  describe("item 5: stopping during a partition", () => {
+    it("the outbox applier and the notification dispatcher stop within their grace although a statement of theirs hangs", async () => {
+      // Query and connect timeouts far beyond the test's: only the bounded stops can return.
+      const { proxy, store } = await proxiedStore({ queryTimeoutMs: 600_000, connectTimeoutMs: 600_000, closeTimeoutMs: 300 });
+      const spicedb = await FaultyEngine.create();
+      cleanups.push(() => spicedb.close());
+      const log = createLogger("silent");
+      const applier = new OutboxApplier(store, spicedb, log, { applyTimeoutMs: 1_000, pollMs: 10, maxBackoffMs: 100, retentionMs: 3_600_000 });
+      const smtp = smtpSender("smtp://127.0.0.1:1");
+      cleanups.push(async () => smtp.close());
+      const dispatcher = new NotificationDispatcher(store, smtp.send, log, {
+        invitationTokens: new ServerKey(randomBytes(32)).sealer(INVITATION_TOKEN_PURPOSE),
+        from: "test <t@example.com>",
+        pollMs: 10,
+        maxAttempts: 3,
+        maxBackoffMs: 100,
+      });
+      await store.ping();
+
+      proxy.blackhole();
+      applier.startBackground();
+      dispatcher.start();
+      // Their first passes take a connection (or try to open one) and never get an answer.
+      await until("both passes to be in the partition", () => proxy.open > 0);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+
+      await applier.stop(200);
+      await dispatcher.stop(200);
+      await store.close();
     });
   });
 
