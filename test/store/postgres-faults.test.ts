@@ -315,7 +315,7 @@ describe.runIf(TEST_DATABASE_URL)("Postgres faults through a TCP proxy (issue 7)
       expect({ missing: drift.missing, extra: drift.extra }).toEqual({ missing: 0, extra: 0 });
     });
 
-    it("resets under load: every call answers OK or UNAVAILABLE (never INTERNAL), every acknowledged write is there, no drift", async () => {
+    it("resets under load: every call answers OK or UNAVAILABLE (or a retryable ABORTED; never INTERNAL), every acknowledged write is there, no drift", async () => {
       const c = srv().clients();
       const codes = new Map<string, number>();
       const acknowledged: string[] = [];
@@ -344,7 +344,8 @@ describe.runIf(TEST_DATABASE_URL)("Postgres faults through a TCP proxy (issue 7)
       stop = true;
       await Promise.all(workers);
 
-      expect([...codes.keys()].filter((code) => code !== "OK" && code !== "Unavailable")).toEqual([]);
+      // ABORTED (concurrent writes conflicting, retryable) may come with or without faults; INTERNAL never.
+      expect([...codes.keys()].filter((code) => !["OK", "Unavailable", "Aborted"].includes(code))).toEqual([]);
       await until("health SERVING", async () => (await status()) === Status.SERVING);
       const ws = (await c.directory.listWorkspacePermissions({ workspaceId: "emea" })).permissions.map((p) => p.subject?.id);
       for (const id of acknowledged) {
