@@ -55,10 +55,19 @@ export class NotificationDispatcher {
     this.#schedule(0);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops polling and waits up to graceMs for a delivery pass under way
+   * (during a database partition it may hang until the query timeout; a
+   * notification it was sending is leased, and sent again later).
+   */
+  async stop(graceMs = 2_000): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
-    await this.#running?.catch(() => {});
+    const running = this.#running?.catch(() => {});
+    if (!running) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([running, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
   }
 
   /** Sends everything due now; returns how many were sent. */
