@@ -67,6 +67,7 @@ const env = {
   SHAREGRAPH_DATA_DIR: dataDir,
   SHAREGRAPH_API_KEYS: `${KEY}:admin`,
   DATABASE_URL: scratch.url,
+  SHAREGRAPH_PLATFORM_ADMINS: "admin",
   OUTBOX_POLL_MS: "200",
 };
 

@@ -254,7 +254,7 @@ describe("closures and caches never change an answer", () => {
           expect(differ, `after ${JSON.stringify(op)}`).toEqual([]);
         }
       }),
-      { numRuns: 20, endOnFailure: true },
+      { numRuns: 12, endOnFailure: true },
     );
   }, 600_000);
 });

@@ -372,6 +372,7 @@ describe.runIf(TEST_DATABASE_URL)("Postgres faults through a TCP proxy (issue 7)
         SHAREGRAPH_ADDR: "127.0.0.1:0",
         SHAREGRAPH_DATA_DIR: dataDir,
         SHAREGRAPH_API_KEYS: `${ADMIN_KEY}:admin`,
+        SHAREGRAPH_PLATFORM_ADMINS: PLATFORM_ADMIN,
         DATABASE_URL: proxyUrl,
         DATABASE_CONNECT_TIMEOUT_MS: "1000",
         // Statements caught in the partition would wait 10 minutes: only bounded stops let the process exit.
