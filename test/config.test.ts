@@ -31,7 +31,7 @@ describe("loadConfig", () => {
       addr: { host: "127.0.0.1", port: 8080 },
       dataDir: "./.sharegraph",
       database: { kind: "pglite" },
-      spicedb: { kind: "embedded" },
+      spicedb: { kind: "embedded", advisedMaxRelationships: 100_000 },
       apiKeys: undefined,
       platformAdmins: ["admin"],
       logLevel: "info",
@@ -325,8 +325,8 @@ describe("loadConfig", () => {
     });
 
     it("is chosen only by SHAREGRAPH_ENGINE: without it DATABASE_URL stays on the embedded engine (a built binary changes nothing), SPICEDB_ENDPOINT means remote", () => {
-      expect(loadConfig({ DATABASE_URL: "postgres://db/sharegraph", ...PRODUCTION }).spicedb).toEqual({ kind: "embedded" });
-      expect(loadConfig({ SHAREGRAPH_ENGINE: "embedded", DATABASE_URL: "postgres://db/sharegraph", ...PRODUCTION }).spicedb).toEqual({ kind: "embedded" });
+      expect(loadConfig({ DATABASE_URL: "postgres://db/sharegraph", ...PRODUCTION }).spicedb).toEqual({ kind: "embedded", advisedMaxRelationships: 100_000 });
+      expect(loadConfig({ SHAREGRAPH_ENGINE: "embedded", DATABASE_URL: "postgres://db/sharegraph", ...PRODUCTION }).spicedb).toEqual({ kind: "embedded", advisedMaxRelationships: 100_000 });
       expect(loadConfig({ SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", ...PRODUCTION }).spicedb.kind).toBe("remote");
     });
   });
