@@ -124,3 +124,11 @@ export async function deriveAll(tx: Repositories): Promise<Relationship[]> {
   }
   return all;
 }
+
+/** The same relationships as deriveAll, a batch of rows at a time (rebuild: memory bounded by the batch). */
+export async function* deriveBatches(tx: Repositories, rowsPerBatch = 5_000): AsyncGenerator<Relationship[]> {
+  for (const table of Object.keys(derive) as TableName[]) {
+    if (NO_RELATIONSHIPS.has(table)) continue;
+    for await (const rows of tx.batches(table, rowsPerBatch)) yield rows.flatMap((row) => deriveRow(table, row));
+  }
+}

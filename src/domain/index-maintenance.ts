@@ -4,7 +4,7 @@ import type { Store } from "../store/store.js";
 import type { OutboxApplier } from "../sync/applier.js";
 import type { ConsistencyTokens } from "../sync/consistency.js";
 import { rebuild, reconcile, type ReconcileReport } from "../sync/reconcile.js";
-import { deriveAll } from "./graph.js";
+import { deriveAll, deriveBatches } from "./graph.js";
 
 /** Keeping the permission index (SpiceDB) equal to what Postgres implies. */
 export class IndexMaintenance {
@@ -26,14 +26,14 @@ export class IndexMaintenance {
 
   /** Writes everything, then removes what Postgres no longer implies. */
   async rebuild(): Promise<{ written: number; token: string }> {
-    const result = await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveAll });
+    const result = await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveBatches });
     await this.reconcile(false);
     return { written: result.written, token: this.tokens.current() };
   }
 
   /** Start-up with the embedded engine: the memory datastore is empty. */
   async rebuildEmpty(): Promise<number> {
-    return (await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveAll })).written;
+    return (await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveBatches })).written;
   }
 
   outboxStatus() {

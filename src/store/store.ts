@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from "kysely";
+import { sql, type Kysely, type Transaction } from "kysely";
 import { cascadeDelete, type CascadeResult } from "./cascade.js";
 import { openDatabase, ping, type DatabaseTarget, type OpenDatabase } from "./connect.js";
 import type { Database, Row, TableName } from "./database.js";
@@ -49,6 +49,25 @@ export class Repositories {
   /** Deletes rows by id and everything depending on them; returns all removed and changed rows. */
   cascadeDelete(table: TableName, ids: readonly string[]): Promise<CascadeResult> {
     return cascadeDelete(this.db, table, ids);
+  }
+
+  /**
+   * Every row of a table in batches, through a cursor: memory stays bounded
+   * by the batch, not the table. Only inside a transaction (the cursor lives
+   * as long as it), and every batch is of the transaction's snapshot.
+   */
+  async *batches<T extends TableName>(table: T, size: number): AsyncGenerator<Row<T>[]> {
+    const cursor = `sg_batches_${table}`;
+    await sql`declare ${sql.id(cursor)} no scroll cursor for select * from ${sql.table(table)}`.execute(this.db);
+    try {
+      for (;;) {
+        const { rows } = await sql<Row<T>>`fetch forward ${sql.lit(size)} from ${sql.id(cursor)}`.execute(this.db);
+        if (rows.length === 0) return;
+        yield rows;
+      }
+    } finally {
+      await sql`close ${sql.id(cursor)}`.execute(this.db);
+    }
   }
 
   /** Every row of a table (rebuild and reconcile). */

@@ -5,6 +5,8 @@ import { formatRelationship, parseRelationship } from "./relationship-text.js";
 
 /** Every relationship the rows of the store imply (the domain's derivation). */
 export type DeriveAll = (tx: Repositories) => Promise<Relationship[]>;
+/** The same, in batches (a rebuild never holds them all). */
+export type DeriveBatches = (tx: Repositories) => AsyncIterable<Relationship[]>;
 
 export interface ReconcileReport {
   readonly expected: number;
@@ -75,23 +77,41 @@ export async function reconcile(options: ReconcileOptions, dryRun: boolean): Pro
   return outcome;
 }
 
+export interface RebuildOptions {
+  readonly store: Store;
+  readonly engine: Engine;
+  readonly applier: OutboxApplier;
+  readonly derive: DeriveBatches;
+}
+
 /**
  * Writes every relationship Postgres implies into SpiceDB (TOUCH), marking
  * the outbox as applied up to the snapshot. Used at start-up on the empty
  * embedded SpiceDB; on a used one, reconcile also removes what is extra.
  */
-export async function rebuild(options: Omit<ReconcileOptions, "resourceTypes">): Promise<{ written: number; zed: string; through: number }> {
+export async function rebuild(options: RebuildOptions): Promise<{ written: number; zed: string; through: number }> {
   const { store, engine, applier } = options;
   const result = await store.transaction(async (tx) => {
     await tx.outbox.lockForApply();
     const through = await tx.outbox.maxId();
-    const relationships = await options.derive(tx);
-    const zed = await writeChunked(
-      engine,
-      relationships.map((relationship) => ({ op: "touch" as const, relationship })),
-    );
+    let written = 0;
+    let zed = "";
+    let pending: RelationshipUpdate[] = [];
+    const flush = async (all: boolean) => {
+      while (pending.length >= engine.maxUpdatesPerWrite || (all && pending.length > 0)) {
+        const chunk = pending.slice(0, engine.maxUpdatesPerWrite);
+        pending = pending.slice(chunk.length);
+        zed = await engine.write(chunk);
+        written += chunk.length;
+      }
+    };
+    for await (const batch of options.derive(tx)) {
+      for (const relationship of batch) pending.push({ op: "touch", relationship });
+      await flush(false);
+    }
+    await flush(true);
     await tx.outbox.markAppliedThrough(through, zed);
-    return { written: relationships.length, zed, through };
+    return { written, zed, through };
   }, "repeatable read");
   applier.noteApplied(result.through, result.zed);
   return result;
