@@ -36,6 +36,7 @@ const app = await App.create(
   loadConfig({ SHAREGRAPH_ADDR: "127.0.0.1:0", SHAREGRAPH_API_KEYS: `${KEY}:check`, LOG_LEVEL: "silent" }),
   { database: { kind: "pglite" } },
 );
+await app.ready;
 await loadDemo(app.domain, app.log);
 const { port } = await app.start();
 const client = createClient(

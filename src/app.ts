@@ -48,6 +48,7 @@ import { OutboxApplier } from "./sync/applier.js";
 import { ConsistencyTokens } from "./sync/consistency.js";
 import { TOKEN_MAC_PURPOSE, TokenCodec } from "./sync/tokens.js";
 import { ChangeWriter } from "./sync/writer.js";
+import { IndexGate } from "./engine/index-gate.js";
 
 /** Names the system of record a supervised SpiceDB's index was built from (no credentials). */
 function systemOfRecord(target: DatabaseTarget): string {
@@ -96,8 +97,19 @@ export interface AppOverrides {
   readonly database?: DatabaseTarget;
   /** Tests: an engine made elsewhere (e.g. remote against a fixture). */
   readonly engine?: () => Promise<Engine>;
+  /** Runs once the index is ready, before the server says it serves (the demo loader). */
+  readonly afterIndexReady?: (domain: Domain, log: Logger) => Promise<void>;
 }
 
+
+/** The health dependency that is down while the permission index is rebuilt at start-up. */
+const INDEX = "index";
+
+function describeDown(dependency: string): string {
+  if (dependency === INDEX) return "permission index being rebuilt";
+  if (dependency === "spicedb") return "spicedb restarting";
+  return `${dependency} unreachable`;
+}
 
 /** The domain objects, for the demo loader and tests that drive the domain directly. */
 export interface Domain {
@@ -118,8 +130,9 @@ export interface Domain {
 
 /**
  * sharegraph wired together: create() opens storage and the engine and
- * brings the permission index up to date; start() listens; stop() closes
- * everything in the reverse order of creation.
+ * begins bringing the permission index up to date (ready settles when it
+ * is); start() listens; stop() closes everything in the reverse order of
+ * creation.
  */
 export class App {
   readonly #closers: Array<{ name: string; close: () => Promise<void> }> = [];
@@ -130,6 +143,8 @@ export class App {
   #address: { host: string; port: number } | undefined;
   readonly #shutdown = abortController();
   #stopping: Promise<void> | undefined;
+  #ready: Promise<void> = Promise.resolve();
+  #indexReady = false;
 
   private constructor(
     readonly config: Config,
@@ -179,7 +194,8 @@ export class App {
 
     const made = overrides.engine ? { engine: await overrides.engine() } : await this.#createEngine();
     if (made.process) this.#watchSpiceDb(made.process);
-    const coalescing = new CoalescingEngine(made.engine);
+    const gate = new IndexGate(made.engine);
+    const coalescing = new CoalescingEngine(gate);
     const engine =
       config.reads.decisionCacheSize > 0 ? new DecisionCachingEngine(coalescing, { maxEntries: config.reads.decisionCacheSize }) : coalescing;
     this.#onClose("engine", () => engine.close());
@@ -222,29 +238,39 @@ export class App {
     const index = new IndexMaintenance(store, engine, applier, tokens, schema);
     this.domain = { store, engine, directory, permissions, explainer, catalog, sharing, partners, notifications, dispatcher, index, applier, tokens };
 
-    if (engine.kind === "embedded") {
-      const written = await index.rebuildEmpty();
-      log.info({ relationships: written }, "embedded SpiceDB rebuilt from Postgres");
-      const advised = config.spicedb.kind === "embedded" ? config.spicedb.advisedMaxRelationships : Infinity;
-      if (written > advised) {
-        log.warn(
-          { relationships: written, advisedMax: advised },
-          "this data has outgrown the embedded engine (rebuilt in memory at every start, no SpiceDB caches): run a SpiceDB server on Postgres instead (SHAREGRAPH_ENGINE=spicedb, see the README's run modes)",
-        );
+    // The index is prepared after create() returns: start() can listen meanwhile,
+    // health NOT_SERVING and reads refused by the gate, so a long rebuild is visible.
+    const startupIndex = new IndexMaintenance(store, made.engine, applier, tokens, schema);
+    this.health.setDependency(INDEX, false);
+    this.#ready = this.#prepareIndex(async () => {
+      const onProgress = (written: number) => gate.progress(written);
+      if (engine.kind === "embedded") {
+        const written = await startupIndex.rebuildEmpty(onProgress);
+        log.info({ relationships: written }, "embedded SpiceDB rebuilt from Postgres");
+        const advised = config.spicedb.kind === "embedded" ? config.spicedb.advisedMaxRelationships : Infinity;
+        if (written > advised) {
+          log.warn(
+            { relationships: written, advisedMax: advised },
+            "this data has outgrown the embedded engine (rebuilt in memory at every start, no SpiceDB caches): run a SpiceDB server on Postgres instead (SHAREGRAPH_ENGINE=spicedb, see the README's run modes)",
+          );
+        }
+      } else if (made.record && (await made.record.builtFor()) !== systemOfRecord(target)) {
+        // A supervised SpiceDB whose datastore was never completely built from this
+        // system of record (just created, an interrupted rebuild, another database).
+        const source = systemOfRecord(target);
+        log.info("SpiceDB datastore is not built from this system of record: rebuilding it from Postgres");
+        const { written } = await startupIndex.rebuild(onProgress);
+        await made.record.markBuilt(source);
+        log.info({ relationships: written }, "SpiceDB datastore rebuilt from Postgres");
+      } else {
+        await applier.drain();
       }
-    } else if (made.record && (await made.record.builtFor()) !== systemOfRecord(target)) {
-      // A supervised SpiceDB whose datastore was never completely built from this
-      // system of record (just created, an interrupted rebuild, another database).
-      const source = systemOfRecord(target);
-      const { written } = await index.rebuild();
-      await made.record.markBuilt(source);
-      log.info({ relationships: written }, "SpiceDB datastore rebuilt from Postgres");
-    } else {
-      await applier.drain();
-    }
-    await directory.syncPlatformAdmins(config.platformAdmins);
-    applier.startBackground();
-    dispatcher?.start();
+      gate.open();
+      await directory.syncPlatformAdmins(config.platformAdmins);
+      applier.startBackground();
+      dispatcher?.start();
+      await overrides.afterIndexReady?.(this.domain, log);
+    });
 
     this.apiKeys = config.apiKeys ? { keys: config.apiKeys, created: false } : localApiKeys(config.dataDir);
     if (this.apiKeys.created) log.warn({ file: this.apiKeys.file }, "generated API keys (admin and check); read them from this file");
@@ -299,6 +325,43 @@ export class App {
     return { engine: await createRemoteEngine(spicedb) };
   }
 
+  /**
+   * Settles when the permission index is ready (rebuilt or caught up) and
+   * the server answers: health SERVING once started. Rejects if preparing
+   * it failed; the App should then be stopped.
+   */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  #prepareIndex(prepare: () => Promise<void>): Promise<void> {
+    const started = Date.now();
+    const ready = prepare().then(
+      () => {
+        this.#indexReady = true;
+        this.health.setDependency(INDEX, true);
+        this.log.info({ ms: Date.now() - started }, "permission index ready");
+        this.#announce();
+      },
+      (err: unknown) => {
+        if (!this.#stopping) this.log.error({ err }, "preparing the permission index failed; sharegraph cannot answer");
+        throw err;
+      },
+    );
+    // Awaited by main and tests; a failure is also logged here, so it is never unhandled.
+    ready.catch(() => {});
+    return ready;
+  }
+
+  /** "serving" is said once: when the server listens and the index is ready. */
+  #announce(): void {
+    if (!this.#address || !this.#indexReady || this.#stopping) return;
+    this.log.info(
+      { address: `${this.#address.host}:${this.#address.port}`, engine: this.domain.engine.kind, database: this.domain.store.kind, apiKeys: new ApiKeys(this.apiKeys.keys).describe() },
+      "serving",
+    );
+  }
+
   /** Listens on the configured address (port 0 picks a free one); returns where. */
   async start(): Promise<{ host: string; port: number }> {
     const metrics = rpcMetrics(this.metrics);
@@ -330,7 +393,8 @@ export class App {
     this.#address = await server.listen(this.config.addr.host, this.config.addr.port);
     this.#server = server;
     this.health.setAll(true);
-    this.log.info({ address: `${this.#address.host}:${this.#address.port}`, engine: this.domain.engine.kind, database: this.domain.store.kind, apiKeys: keys.describe() }, "serving");
+    if (this.#indexReady) this.#announce();
+    else this.log.info({ address: `${this.#address.host}:${this.#address.port}` }, "listening; NOT_SERVING until the permission index is ready (reads answer UNAVAILABLE)");
     return this.#address;
   }
 
@@ -398,7 +462,7 @@ export class App {
     if (url === "/healthz") {
       const serving = this.health.get("") === 1;
       res.writeHead(serving ? 200 : 503, { "content-type": "text/plain" });
-      res.end(serving ? "SERVING\n" : `NOT_SERVING${this.health.down.length > 0 ? `: ${this.health.down.join(", ")} unreachable` : ""}\n`);
+      res.end(serving ? "SERVING\n" : `NOT_SERVING${this.health.down.length > 0 ? `: ${this.health.down.map(describeDown).join(", ")}` : ""}\n`);
       return;
     }
     res.writeHead(404, { "content-type": "text/plain" });

@@ -14,8 +14,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const app = await App.create(config);
-  if (config.demo) await loadDemo(app.domain, app.log);
+  const app = await App.create(config, config.demo ? { afterIndexReady: loadDemo } : {});
+  // Listen first: while the index is prepared, health says NOT_SERVING and reads say UNAVAILABLE.
   await app.start();
   let signals = 0;
   const { shutdownGraceMs, shutdownTimeoutMs } = config.transport;
@@ -40,6 +40,14 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+  try {
+    await app.ready;
+  } catch {
+    // Logged by the App. A shutdown that began meanwhile ends the process itself.
+    if (signals > 0) return;
+    await app.stop(0);
+    process.exit(1);
+  }
 }
 
 main().catch((err: unknown) => {

@@ -229,6 +229,45 @@ describe(`a restart on the same ${databaseKind === "pglite" ? "PGlite data direc
     const r = await c.permission.checkPermission({ resource: ws.sales, permission: "view", subject: user("gus"), consistency: atLeastAsFresh(granted.consistencyToken) });
     expect(r.allowed).toBe(true);
   });
+
+  it("the next start listens while it rebuilds: health NOT_SERVING and reads UNAVAILABLE saying why, then SERVING with the same answers", async () => {
+    const expected = await answer(c);
+    await after!.stop();
+    const spicedb = await FaultyEngine.create();
+    spicedb.hold();
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const app = await App.create(loadConfig({ ...QUIET, SHAREGRAPH_ADDR: "127.0.0.1:0", SHAREGRAPH_API_KEYS: `${ADMIN_KEY}:admin` }), {
+      database: target,
+      engine: async () => spicedb,
+      logger,
+    });
+    try {
+      const { port } = await app.start();
+      const base = `http://127.0.0.1:${port}`;
+      const permission = createClient(PermissionService, createGrpcTransport({ baseUrl: base, interceptors: [bearer(ADMIN_KEY)] }));
+      const health = await fetch(`${base}/healthz`);
+      expect(health.status).toBe(503);
+      expect(await health.text()).toBe("NOT_SERVING: permission index being rebuilt\n");
+      expect(app.health.get("")).toBe(Status.NOT_SERVING);
+      const refused = await permission.checkPermission({ resource: r1, permission: "view", subject: user("dave") }).catch((e: unknown) => ConnectError.from(e));
+      expect(refused).toBeInstanceOf(ConnectError);
+      expect((refused as ConnectError).code).toBe(Code.Unavailable);
+      expect((refused as ConnectError).rawMessage).toMatch(/^sharegraph is starting: the permission index is being rebuilt from Postgres \(\d+ relationships so far\); retry shortly$/);
+      expect(lines.map((l) => l["msg"])).toContain("listening; NOT_SERVING until the permission index is ready (reads answer UNAVAILABLE)");
+      expect(lines.map((l) => l["msg"])).not.toContain("serving");
+
+      spicedb.release();
+      await app.ready;
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      expect(lines.map((l) => l["msg"])).toContain("serving");
+      const r = await permission.checkBulkPermissions({ items: questions, consistency: fullyConsistent });
+      expect(Object.fromEntries(questions.map((q, i) => [key(q), r.results[i]!.allowed]))).toEqual(expected);
+    } finally {
+      spicedb.release();
+      await app.stop(500);
+    }
+  });
 });
 
 describe.skipIf(databaseKind !== "pglite")("the embedded default (SHAREGRAPH_DATA_DIR)", () => {
@@ -238,6 +277,7 @@ describe.skipIf(databaseKind !== "pglite")("the embedded default (SHAREGRAPH_DAT
     let app: App | undefined;
     try {
       app = await App.create(loadConfig(env));
+      await app.ready;
       expect(app.apiKeys.created).toBe(true);
       const keys = app.apiKeys.keys.map((k) => `${k.secret}:${k.scope}`);
       const adminKey = app.apiKeys.keys.find((k) => k.scope === "admin")!.secret;
@@ -249,6 +289,7 @@ describe.skipIf(databaseKind !== "pglite")("the embedded default (SHAREGRAPH_DAT
       await app.stop(500);
 
       app = await App.create(loadConfig(env));
+      await app.ready;
       expect(app.apiKeys.created).toBe(false);
       expect(app.apiKeys.keys.map((k) => `${k.secret}:${k.scope}`)).toEqual(keys);
       ({ port } = await app.start());
@@ -274,6 +315,7 @@ describe("the embedded engine's advised size (EMBEDDED_ADVISED_MAX_RELATIONSHIPS
       database: target,
       logger,
     });
+    await app.ready;
     await write?.(app);
     await app.stop(500);
     return lines.filter((l) => typeof l["msg"] === "string" && (l["msg"] as string).startsWith(OUTGROWN));

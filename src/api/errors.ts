@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DomainError, type DomainErrorKind } from "../domain/errors.js";
 import { EngineError, type EngineErrorKind } from "../engine/engine.js";
+import { IndexNotReadyError } from "../engine/index-gate.js";
 import { StoreConflictError, StoreReferenceError, StoreRetryableError, StoreUnavailableError, translateStoreError } from "../store/errors.js";
 import { OutboxPendingError } from "../sync/applier.js";
 import { InvalidTokenError, UnissuedTokenError } from "../sync/tokens.js";
@@ -42,6 +43,7 @@ export function toConnectError(err: unknown): ConnectError | undefined {
   if (err instanceof OutboxPendingError) {
     return new ConnectError(`${err.message}; retry shortly (the permission index is catching up)`, Code.Unavailable);
   }
+  if (err instanceof IndexNotReadyError) return new ConnectError(err.message, Code.Unavailable);
   if (err instanceof EngineError) {
     const code = ENGINE_CODES[err.kind];
     if (code === Code.Internal) return undefined;

@@ -25,15 +25,15 @@ export class IndexMaintenance {
   }
 
   /** Writes everything, then removes what Postgres no longer implies. */
-  async rebuild(): Promise<{ written: number; token: string }> {
-    const result = await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveBatches });
+  async rebuild(onProgress?: (written: number) => void): Promise<{ written: number; token: string }> {
+    const result = await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveBatches, ...(onProgress ? { onProgress } : {}) });
     await this.reconcile(false);
     return { written: result.written, token: this.tokens.current() };
   }
 
   /** Start-up with the embedded engine: the memory datastore is empty. */
-  async rebuildEmpty(): Promise<number> {
-    return (await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveBatches })).written;
+  async rebuildEmpty(onProgress?: (written: number) => void): Promise<number> {
+    return (await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveBatches, ...(onProgress ? { onProgress } : {}) })).written;
   }
 
   outboxStatus() {

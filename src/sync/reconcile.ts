@@ -82,6 +82,8 @@ export interface RebuildOptions {
   readonly engine: Engine;
   readonly applier: OutboxApplier;
   readonly derive: DeriveBatches;
+  /** Called after each write with the relationships written so far. */
+  readonly onProgress?: (written: number) => void;
 }
 
 /**
@@ -103,6 +105,7 @@ export async function rebuild(options: RebuildOptions): Promise<{ written: numbe
         pending = pending.slice(chunk.length);
         zed = await engine.write(chunk);
         written += chunk.length;
+        options.onProgress?.(written);
       }
     };
     for await (const batch of options.derive(tx)) {

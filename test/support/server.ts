@@ -54,6 +54,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   });
   const app = await App.create(config, { database: fresh.target, ...options.overrides });
   const { port } = await app.start();
+  await app.ready;
   const baseUrl = `http://127.0.0.1:${port}`;
   const closers: Array<() => void> = [];
   return {
