@@ -49,6 +49,7 @@ import { ConsistencyTokens } from "./sync/consistency.js";
 import { TOKEN_MAC_PURPOSE, TokenCodec } from "./sync/tokens.js";
 import { ChangeWriter } from "./sync/writer.js";
 import { IndexGate } from "./engine/index-gate.js";
+import { PLATFORM_ID } from "./domain/graph.js";
 
 /** Names the system of record a supervised SpiceDB's index was built from (no credentials). */
 function systemOfRecord(target: DatabaseTarget): string {
@@ -268,6 +269,7 @@ export class App {
       gate.open();
       await directory.syncPlatformAdmins(config.platformAdmins);
       applier.startBackground();
+      await this.#keepSnapshotFresh(tokens, made.engine, config.platformAdmins[0]!);
       dispatcher?.start();
       await overrides.afterIndexReady?.(this.domain, log);
     });
@@ -304,6 +306,22 @@ export class App {
       else log.error("database unreachable: health is NOT_SERVING and calls that need it answer UNAVAILABLE");
     });
     this.#onClose("database probe", async () => stop());
+  }
+
+  /**
+   * Reads are pinned to the newest snapshot a write produced; with no write
+   * since start (or for SNAPSHOT_REFRESH_MS) one is taken from SpiceDB's head,
+   * so quiet deployments keep exact reads and their caches.
+   */
+  async #keepSnapshotFresh(tokens: ConsistencyTokens, engine: Engine, someone: string): Promise<void> {
+    const probe = async () =>
+      (await engine.check({ resource: { type: "platform", id: PLATFORM_ID }, permission: "manage", subject: { type: "user", id: someone } }, { kind: "fully_consistent" }))
+        .token;
+    const refresh = () =>
+      tokens.refreshSnapshot(probe).catch((err: unknown) => this.log.warn({ err }, "could not take a read snapshot from SpiceDB; reads use the newest write's"));
+    const timer = setInterval(() => void refresh(), 60_000).unref();
+    this.#onClose("read snapshot refresh", async () => clearInterval(timer));
+    await refresh();
   }
 
   /** Supervised SpiceDB: health is NOT_SERVING from its crash until the supervisor has it serving again. */

@@ -134,6 +134,19 @@ export class OutboxApplier {
     return this.#latest;
   }
 
+  /**
+   * A snapshot read from SpiceDB's head after batch was applied (see
+   * ConsistencyTokens.refreshSnapshot). Ignored if a newer batch was applied
+   * meanwhile: its own snapshot is the newer one.
+   */
+  noteHeadSnapshot(batch: number, zed: string): boolean {
+    if (!zed || batch < this.#appliedThrough || (this.#latest && this.#latest.batch > batch)) return false;
+    // The same revision: it keeps its age (SpiceDB ages revisions, not our notes of them).
+    if (this.#latest?.zed === zed) return false;
+    this.#latest = { batch, zed, at: Date.now() };
+    return true;
+  }
+
   #setLatest(batch: number, zed: string): void {
     if (zed && (!this.#latest || batch >= this.#latest.batch)) this.#latest = { batch, zed, at: Date.now() };
   }

@@ -27,6 +27,13 @@ export interface ReadSnapshotOptions {
 const EXACT_MAX_AGE_MS = 10 * 60_000;
 
 /**
+ * A deployment with no write for this long (or none since start) takes a new
+ * snapshot from SpiceDB's head to pin: reads stay exact, so they keep sharing
+ * SpiceDB's caches and the decision cache.
+ */
+export const SNAPSHOT_REFRESH_MS = EXACT_MAX_AGE_MS / 2;
+
+/**
  * Turns sharegraph tokens into SpiceDB consistency and back. A token's batch
  * must have reached SpiceDB before a read may claim to be as fresh as it:
  * that is what makes a revoke followed by a check with the revoke's token
@@ -58,6 +65,20 @@ export class ConsistencyTokens {
     private readonly codec: TokenCodec,
     private readonly options: ReadSnapshotOptions = { maxStalenessMs: 1_000, sharedEngine: false },
   ) {}
+
+  /**
+   * Unless a snapshot younger than SNAPSHOT_REFRESH_MS is known, asks the
+   * engine for its head (probe: a fully consistent read returning its
+   * ZedToken) and makes it the newest snapshot. The outbox position is read
+   * before the probe, so the snapshot holds at least those batches.
+   */
+  async refreshSnapshot(probe: () => Promise<string>, now = Date.now()): Promise<boolean> {
+    const latest = this.applier.latestSnapshot();
+    if (latest && now - latest.at < SNAPSHOT_REFRESH_MS) return false;
+    const batch = this.applier.appliedThrough;
+    const zed = await probe();
+    return this.applier.noteHeadSnapshot(batch, zed);
+  }
 
   /**
    * Throws InvalidTokenError (not signed by this deployment),

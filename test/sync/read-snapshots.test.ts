@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DecisionCachingEngine } from "../../src/engine/decision-cache.js";
+import { SNAPSHOT_REFRESH_MS } from "../../src/sync/consistency.js";
 import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import { fresh, user } from "../support/rpc.js";
 import { PLATFORM_ADMIN, startTestServer, type Clients, type TestServer } from "../support/server.js";
@@ -95,5 +96,52 @@ describe("decision cache", () => {
     const misses = cache().stats.misses;
     expect((await view("snap-bob", fresh(revoked))).allowed).toBe(false);
     expect(cache().stats.misses).toBe(misses + 1);
+  });
+});
+
+describe("a deployment with no write since start (SNAPSHOT_REFRESH_MS)", () => {
+  it("pins a snapshot taken from SpiceDB's head at start-up: repeated minimize_latency checks are answered from the cache", async () => {
+    const quiet = await startTestServer();
+    try {
+      const engine = quiet.app.domain.engine;
+      if (!(engine instanceof DecisionCachingEngine)) throw new Error("the decision cache is on by default");
+      const ask = () =>
+        quiet.clients().permission.checkPermission({ resource: { type: "platform", id: "sharegraph" }, permission: "manage", subject: user(PLATFORM_ADMIN), consistency: minimize });
+      expect((await ask()).allowed).toBe(true);
+      const before = { ...engine.stats };
+      for (let i = 0; i < 3; i++) expect((await ask()).allowed).toBe(true);
+      expect(engine.stats.hits - before.hits).toBe(3);
+      expect(engine.stats.misses - before.misses).toBe(0);
+    } finally {
+      await quiet.stop();
+    }
+  });
+
+  it("takes a new one only when the newest is older than SNAPSHOT_REFRESH_MS, and reads move to it", async () => {
+    const { tokens, applier } = server.app.domain;
+    await setView("snap-bob");
+    const written = applier.latestSnapshot()!;
+    let probes = 0;
+    const probe = async () => {
+      probes++;
+      return (await server.app.domain.engine.check({ resource: ws, permission: "view", subject: { type: "user", id: "snap-bob" } }, { kind: "fully_consistent" })).token;
+    };
+    expect(await tokens.refreshSnapshot(probe)).toBe(false);
+    expect(probes).toBe(0);
+    // Nothing happened in SpiceDB since the write: its head is that revision, which keeps its age.
+    expect(await tokens.refreshSnapshot(probe, Date.now() + SNAPSHOT_REFRESH_MS + 1)).toBe(false);
+    expect(probes).toBe(1);
+    expect(applier.latestSnapshot()).toEqual(written);
+    // SpiceDB's head moves (here: a relationship written and deleted again, leaving the data as it was).
+    const inner = server.app.domain.engine;
+    await inner.write([{ op: "touch", relationship: { resource: ws, relation: "viewer", subject: { type: "user", id: "snap-head" } } }]);
+    await inner.write([{ op: "delete", relationship: { resource: ws, relation: "viewer", subject: { type: "user", id: "snap-head" } } }]);
+    expect(await tokens.refreshSnapshot(probe, Date.now() + SNAPSHOT_REFRESH_MS + 1)).toBe(true);
+    expect(probes).toBe(2);
+    const refreshed = applier.latestSnapshot()!;
+    expect(refreshed.batch).toBe(written.batch);
+    expect(refreshed.zed).not.toBe(written.zed);
+    // Reads now use the new snapshot, and still see the write.
+    expect((await view("snap-bob", minimize)).allowed).toBe(true);
   });
 });
