@@ -31,6 +31,7 @@ import { Sharing } from "./domain/sharing.js";
 import { CoalescingEngine } from "./engine/coalescing.js";
 import { DecisionCachingEngine, decisionCacheMetrics } from "./engine/decision-cache.js";
 import { createEmbeddedEngine } from "./engine/embedded.js";
+import { createThreadedEngine } from "./engine/threaded.js";
 import type { Engine } from "./engine/engine.js";
 import { createRemoteEngine } from "./engine/remote.js";
 import type { DatastoreIndexRecord } from "./engine/spicedb-datastore.js";
@@ -274,7 +275,19 @@ export class App {
   /** record: a supervised SpiceDB's persistent datastore, and whether it holds a complete index. */
   async #createEngine(): Promise<{ engine: Engine; record?: DatastoreIndexRecord }> {
     const spicedb = this.config.spicedb;
-    if (spicedb.kind === "embedded") return { engine: await createEmbeddedEngine() };
+    if (spicedb.kind === "embedded") {
+      if (!spicedb.thread) return { engine: await createEmbeddedEngine() };
+      const log = this.log.child({ component: "spicedb" });
+      const engine = await createThreadedEngine({
+        // The memory datastore died with the thread: nothing answers until a restart rebuilds it.
+        onCrash: (err) => {
+          this.health.setDependency("engine", false);
+          log.error({ err }, "the embedded SpiceDB's thread stopped: health is NOT_SERVING and permission calls answer UNAVAILABLE until sharegraph restarts");
+        },
+      });
+      log.info({ threadId: engine.thread.threadId }, "embedded SpiceDB runs in a worker thread");
+      return { engine };
+    }
     if (spicedb.kind === "spicedb") return createSupervisedEngine(spicedb, this.log.child({ component: "spicedb" }));
     return { engine: await createRemoteEngine(spicedb) };
   }
