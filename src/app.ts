@@ -36,6 +36,7 @@ import type { Engine } from "./engine/engine.js";
 import { createRemoteEngine } from "./engine/remote.js";
 import type { DatastoreIndexRecord } from "./engine/spicedb-datastore.js";
 import { createSupervisedEngine } from "./engine/supervised.js";
+import type { SpiceDbProcess } from "./engine/spicedb-process.js";
 import { describeSchema, loadSchemaText } from "./engine/schema.js";
 import type { Health } from "./gen/health/v1/health_pb.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -178,6 +179,7 @@ export class App {
     const serverKey = new ServerKey(await store.read.serverKeys.master(newServerKeyText));
 
     const made = overrides.engine ? { engine: await overrides.engine() } : await this.#createEngine();
+    if (made.process) this.#watchSpiceDb(made.process);
     const coalescing = new CoalescingEngine(made.engine);
     const engine =
       config.reads.decisionCacheSize > 0 ? new DecisionCachingEngine(coalescing, { maxEntries: config.reads.decisionCacheSize }) : coalescing;
@@ -224,6 +226,13 @@ export class App {
     if (engine.kind === "embedded") {
       const written = await index.rebuildEmpty();
       log.info({ relationships: written }, "embedded SpiceDB rebuilt from Postgres");
+      const advised = config.spicedb.kind === "embedded" ? config.spicedb.advisedMaxRelationships : Infinity;
+      if (written > advised) {
+        log.warn(
+          { relationships: written, advisedMax: advised },
+          "this data has outgrown the embedded engine (rebuilt in memory at every start, no SpiceDB caches): run a SpiceDB server on Postgres instead (SHAREGRAPH_ENGINE=spicedb, see the README's run modes)",
+        );
+      }
     } else if (made.record && (await made.record.builtFor()) !== systemOfRecord(target)) {
       // A supervised SpiceDB whose datastore was never completely built from this
       // system of record (just created, an interrupted rebuild, another database).
@@ -272,8 +281,19 @@ export class App {
     this.#onClose("database probe", async () => stop());
   }
 
-  /** record: a supervised SpiceDB's persistent datastore, and whether it holds a complete index. */
-  async #createEngine(): Promise<{ engine: Engine; record?: DatastoreIndexRecord }> {
+  /** Supervised SpiceDB: health is NOT_SERVING from its crash until the supervisor has it serving again. */
+  #watchSpiceDb(spicedb: SpiceDbProcess): void {
+    const log = this.log.child({ component: "spicedb" });
+    const stop = spicedb.onReadinessChange((ready) => {
+      this.health.setDependency("spicedb", ready);
+      if (ready) log.info("SpiceDB serving again: health is SERVING");
+      else log.error("SpiceDB down: health is NOT_SERVING until it is restarted; calls that need it answer UNAVAILABLE");
+    });
+    this.#onClose("SpiceDB readiness watch", async () => stop());
+  }
+
+  /** record: a supervised SpiceDB's persistent datastore, and whether it holds a complete index; process: that SpiceDB. */
+  async #createEngine(): Promise<{ engine: Engine; record?: DatastoreIndexRecord; process?: SpiceDbProcess }> {
     const spicedb = this.config.spicedb;
     if (spicedb.kind === "embedded") {
       if (!spicedb.thread) return { engine: await createEmbeddedEngine() };
@@ -281,7 +301,7 @@ export class App {
       const engine = await createThreadedEngine({
         // The memory datastore died with the thread: nothing answers until a restart rebuilds it.
         onCrash: (err) => {
-          this.health.setDependency("engine", false);
+          this.health.setDependency("spicedb", false);
           log.error({ err }, "the embedded SpiceDB's thread stopped: health is NOT_SERVING and permission calls answer UNAVAILABLE until sharegraph restarts");
         },
       });

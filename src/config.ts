@@ -44,6 +44,8 @@ export interface Config {
   readonly spicedb:
     | {
         readonly kind: "embedded";
+        /** Past this many relationships the embedded engine is advised against (a warning at start-up). */
+        readonly advisedMaxRelationships: number;
         /** Run the embedded SpiceDB in a worker thread (its calls then never block the event loop). */
         readonly thread: boolean;
       }
@@ -124,6 +126,14 @@ const boolean = z
   .enum(["true", "false", "1", "0", "yes", "no", ""])
   .transform((v) => v === "true" || v === "1" || v === "yes");
 
+/**
+ * Where the embedded engine stops being fit (docs/PERFORMANCE.md): it rebuilds
+ * its whole index in memory at every start and answers on the calling thread
+ * without SpiceDB's caches, so start-up time, memory and check latency grow
+ * with the data.
+ */
+export const EMBEDDED_ADVISED_MAX_RELATIONSHIPS = 100_000;
+
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const envSchema = z.object({
@@ -174,6 +184,7 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: positiveInt(20_000),
   READ_MAX_STALENESS_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   DECISION_CACHE_SIZE: z.coerce.number().int().min(0).max(10_000_000).default(200_000),
+  EMBEDDED_ADVISED_MAX_RELATIONSHIPS: positiveInt(EMBEDDED_ADVISED_MAX_RELATIONSHIPS),
   SHAREGRAPH_DEMO: boolean.default(false),
   INVITATION_TTL_DAYS: positiveInt(14),
   INVITATION_ACCEPT_URL: z
@@ -239,7 +250,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
 
   const engine = e.SHAREGRAPH_ENGINE ?? (e.SPICEDB_ENDPOINT ? "remote" : "embedded");
-  let spicedb: Config["spicedb"] = { kind: "embedded", thread: e.SPICEDB_EMBEDDED_THREAD ?? true };
+  let spicedb: Config["spicedb"] = {
+    kind: "embedded",
+    thread: e.SPICEDB_EMBEDDED_THREAD ?? true,
+    advisedMaxRelationships: e.EMBEDDED_ADVISED_MAX_RELATIONSHIPS,
+  };
   if (engine !== "embedded" && e.SPICEDB_EMBEDDED_THREAD !== undefined) problems.push(`SPICEDB_EMBEDDED_THREAD is for SHAREGRAPH_ENGINE=embedded, not ${engine}`);
   if (engine === "remote") {
     if (!e.SPICEDB_ENDPOINT) problems.push("SPICEDB_ENDPOINT is required with SHAREGRAPH_ENGINE=remote");

@@ -153,6 +153,11 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("SHAREGRAPH_ENGINE=spic
     expect(await allowed(acme, "manage", "ann", atLeastAsFresh(annToken))).toBe(true);
     expect(spicedbChildren()).toEqual([after]);
     expect(logged("SpiceDB exited; restarting it")).toMatchObject([{ exit: "signal SIGKILL" }]);
+    // Health said NOT_SERVING from the crash until the new process served, and says SERVING now.
+    expect(logged("SpiceDB down: health is NOT_SERVING until it is restarted; calls that need it answer UNAVAILABLE")).toHaveLength(1);
+    expect(logged("SpiceDB serving again: health is SERVING")).toHaveLength(1);
+    expect(server!.app.health.down).toEqual([]);
+    expect((await fetch(`${server!.baseUrl}/healthz`)).status).toBe(200);
   });
 
   it("stopping sharegraph stops its SpiceDB: no process left behind", async () => {

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { App } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
@@ -259,6 +260,44 @@ describe.skipIf(databaseKind !== "pglite")("the embedded default (SHAREGRAPH_DAT
     } finally {
       await app?.stop(500);
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the embedded engine's advised size (EMBEDDED_ADVISED_MAX_RELATIONSHIPS)", () => {
+  const OUTGROWN = "this data has outgrown the embedded engine";
+
+  async function startOn(target: DatabaseTarget, advisedMax: number, write?: (app: App) => Promise<void>): Promise<Array<Record<string, unknown>>> {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const app = await App.create(loadConfig({ ...QUIET, SHAREGRAPH_ADDR: "127.0.0.1:0", SHAREGRAPH_API_KEYS: `${ADMIN_KEY}:admin`, EMBEDDED_ADVISED_MAX_RELATIONSHIPS: String(advisedMax) }), {
+      database: target,
+      logger,
+    });
+    await write?.(app);
+    await app.stop(500);
+    return lines.filter((l) => typeof l["msg"] === "string" && (l["msg"] as string).startsWith(OUTGROWN));
+  }
+
+  it("warns at start-up, with the count and the advice, once the rebuilt index is larger; not below it", async () => {
+    // A PGlite data directory of its own (a template copy would start empty each time).
+    const dir = TEST_DATABASE_URL ? undefined : await mkdtemp(join(tmpdir(), "sharegraph-advised-"));
+    const fresh = dir ? { target: { kind: "pglite" as const, dataDir: dir }, dispose: () => rm(dir, { recursive: true, force: true }) } : await freshTarget();
+    try {
+      // The first start rebuilds an empty index; what it writes is rebuilt from Postgres by the next ones.
+      const writeSome = async (app: App) => {
+        await app.domain.directory.createUser(PLATFORM_ADMIN, { id: "ann", email: "ann@example.com", displayName: "Ann" });
+        await app.domain.directory.createOrganization(PLATFORM_ADMIN, { id: "acme", name: "Acme", channelPartner: false, adminUserIds: ["ann"] });
+      };
+      expect(await startOn(fresh.target, 1, writeSome)).toEqual([]);
+      const warned = await startOn(fresh.target, 1);
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatchObject({ advisedMax: 1 });
+      expect(warned[0]!["relationships"]).toBeGreaterThan(1);
+      expect(warned[0]!["msg"]).toContain("SHAREGRAPH_ENGINE=spicedb");
+      expect(await startOn(fresh.target, 100_000)).toEqual([]);
+    } finally {
+      await fresh.dispose();
     }
   });
 });

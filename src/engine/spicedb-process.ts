@@ -283,6 +283,7 @@ export class SpiceDbProcess {
   #restarts = 0;
   #ready = false;
   #readyWaiters: Array<() => void> = [];
+  readonly #readinessListeners = new Set<(ready: boolean) => void>();
 
   constructor(serve: SpiceDbServeOptions, log: Logger, supervision: Partial<SupervisionOptions> = {}, guard?: OrphanGuard) {
     this.#serve = serve;
@@ -309,6 +310,18 @@ export class SpiceDbProcess {
   /** Whether the current process has said SERVING (false while it is down or restarting). */
   get ready(): boolean {
     return this.#ready;
+  }
+
+  /** Called with false when a serving process dies and with true when one serves again; returns the unsubscribe. */
+  onReadinessChange(listener: (ready: boolean) => void): () => void {
+    this.#readinessListeners.add(listener);
+    return () => this.#readinessListeners.delete(listener);
+  }
+
+  #setReady(ready: boolean): void {
+    if (this.#ready === ready) return;
+    this.#ready = ready;
+    for (const listener of this.#readinessListeners) listener(ready);
   }
 
   /** Resolves when a process is serving (at once if one is). */
@@ -393,7 +406,7 @@ export class SpiceDbProcess {
     } finally {
       client.close();
     }
-    this.#ready = true;
+    this.#setReady(true);
     for (const resolve of this.#readyWaiters.splice(0)) resolve();
     this.#log.info({ endpoint: this.endpoint, pid: spawned.child.pid, guard: spawned.guard, ms: Date.now() - started }, "SpiceDB serving");
   }
@@ -401,7 +414,7 @@ export class SpiceDbProcess {
   #onExit(spawned: GuardedChild, exit: { code: number | null; signal: NodeJS.Signals | null }, started: number): void {
     if (this.#current !== spawned) return;
     const wasReady = this.#ready;
-    this.#ready = false;
+    this.#setReady(false);
     if (this.#stopping || !wasReady) return; // stop() or #spawnAndWait handle these.
     const upMs = Date.now() - started;
     this.#crashes = upMs >= this.#supervision.stableAfterMs ? 1 : this.#crashes + 1;
