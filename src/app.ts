@@ -31,7 +31,7 @@ import { Sharing } from "./domain/sharing.js";
 import { CoalescingEngine } from "./engine/coalescing.js";
 import { DecisionCachingEngine, decisionCacheMetrics } from "./engine/decision-cache.js";
 import { createEmbeddedEngine } from "./engine/embedded.js";
-import { createThreadedEngine } from "./engine/threaded.js";
+import { createThreadedEngine, type EngineThread } from "./engine/threaded.js";
 import type { Engine } from "./engine/engine.js";
 import { createRemoteEngine } from "./engine/remote.js";
 import type { DatastoreIndexRecord } from "./engine/spicedb-datastore.js";
@@ -141,6 +141,8 @@ export class App {
 
   // Assigned in create(); App is never handed out before.
   domain!: Domain;
+  /** The embedded engine's worker thread, when it runs in one (diagnostics and tests). */
+  embeddedThread: EngineThread | undefined;
   apiKeys!: { keys: readonly ApiKey[]; file?: string | undefined; created: boolean };
 
   static async create(config: Config, overrides: AppOverrides = {}): Promise<App> {
@@ -305,6 +307,7 @@ export class App {
           log.error({ err }, "the embedded SpiceDB's thread stopped: health is NOT_SERVING and permission calls answer UNAVAILABLE until sharegraph restarts");
         },
       });
+      this.embeddedThread = engine.thread;
       log.info({ threadId: engine.thread.threadId }, "embedded SpiceDB runs in a worker thread");
       return { engine };
     }
