@@ -8,6 +8,8 @@
  *   resolution; max and p99), beside the same loop left idle for as long;
  * - the same delay while the tenant is written (writes of 1,000
  *   relationships, as a start-up rebuild makes them);
+ * - single checks one after the other (p50/p90/p99): what the hop between
+ *   threads adds to each call;
  * - the worker's first start (creating the engine until it answers), and a
  *   second one in the same process.
  *
@@ -24,6 +26,7 @@ import { loadSchemaText } from "../src/engine/schema.js";
 import { createThreadedEngine } from "../src/engine/threaded.js";
 
 const RUNS = Number(process.env["BENCH_THREAD_RUNS"] ?? 3);
+const SINGLE = Number(process.env["BENCH_THREAD_SINGLE"] ?? 300);
 
 /**
  * 2,000 users in 100 groups (nested 4 deep), 10 workspaces, 400 folders
@@ -71,12 +74,18 @@ async function seed(engine: Engine, relationships: readonly Relationship[]): Pro
 
 const ms = (ns: number) => Math.round(ns / 1e5) / 10;
 
-/** The event loop's delay while fn runs (the histogram warmed up first and read after one more turn). */
+/**
+ * The event loop's delay while fn runs. A histogram's first sample after
+ * enable() or reset() only sets its baseline: one is taken before fn, and
+ * one more turn after it, so that a block that just ended is sampled too.
+ */
 async function loopDelayDuring<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; maxDelayMs: number; p99DelayMs: number }> {
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
   await sleep(20);
+  // Forget the warm-up; the sample after a reset only sets a baseline again, so take one.
   histogram.reset();
+  await sleep(3);
   const started = performance.now();
   const value = await fn();
   const took = performance.now() - started;
@@ -103,6 +112,7 @@ const inThread = await createEmbeddedEngine();
 starts["in-thread start (ms)"] = Math.round(performance.now() - t);
 
 const rows: Array<Record<string, unknown>> = [];
+const checks: Array<Record<string, unknown>> = [];
 for (const [name, engine] of [
   ["threaded", threaded],
   ["in-thread", inThread],
@@ -122,6 +132,16 @@ for (const [name, engine] of [
   });
   const consistency = { kind: "at_least_as_fresh", token } as const;
   await engine.checkBulk(items.slice(0, 10), consistency);
+  // One check at a time: what the hop between threads adds to each call.
+  const single: number[] = [];
+  for (const item of items.slice(0, SINGLE)) {
+    const started = performance.now();
+    await engine.check(item, consistency);
+    single.push(performance.now() - started);
+  }
+  single.sort((a, b) => a - b);
+  const at = (p: number) => Math.round((single[Math.min(single.length - 1, Math.floor(p * single.length))] ?? 0) * 100) / 100;
+  checks.push({ engine: name, checks: single.length, "p50 (ms)": at(0.5), "p90 (ms)": at(0.9), "p99 (ms)": at(0.99), load: load() });
   for (let run = 1; run <= RUNS; run++) {
     const bulk = await loopDelayDuring(() => engine.checkBulk(items, consistency));
     const allowed = bulk.value.results.filter((x) => x.allowed).length;
@@ -142,9 +162,10 @@ await threaded.close();
 await inThread.close();
 
 console.table(rows);
+console.table(checks);
 console.table([starts]);
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
 writeFileSync(
   new URL("./results/thread.json", import.meta.url),
-  `${JSON.stringify({ at: new Date().toISOString(), relationships: relationships.length, items: items.length, cores: cpus().length, rows, starts }, null, 2)}\n`,
+  `${JSON.stringify({ at: new Date().toISOString(), relationships: relationships.length, items: items.length, cores: cpus().length, rows, checks, starts }, null, 2)}\n`,
 );

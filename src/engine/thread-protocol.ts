@@ -1,8 +1,9 @@
 /**
  * The messages between the threaded embedded engine (threaded.ts, main
  * thread) and its worker (embedded-worker.js). Requests and responses are
- * SpiceDB v1 messages in protobuf binary, so the worker needs no knowledge
- * of sharegraph: it decodes, calls the embedded library, encodes.
+ * SpiceDB v1 messages in protobuf binary, encoded and decoded on the main
+ * thread: the worker passes them unchanged to the embedded library's FFI
+ * calls or to the instance's gRPC socket, and knows nothing of sharegraph.
  *
  * Types only: the worker is plain JavaScript and imports these for its
  * JSDoc checks, never at run time.
@@ -17,13 +18,13 @@ export type UnaryMethod =
   | "writeRelationships"
   | "deleteRelationships";
 
-/** Calls answered by a stream (the library's unix-socket gRPC channel, read by the worker). */
+/** Calls answered by a stream (the instance's private gRPC socket, read by the worker). */
 export type StreamMethod = "lookupResources" | "lookupSubjects" | "readRelationships";
 
 /**
  * A failure as it crosses the thread boundary. code: a gRPC status number
- * (grpc-js errors of streaming calls); without it, message is the FFI's
- * "rpc error: code = X desc = …" text. toEngineError maps both.
+ * (streaming calls); without it, message is the FFI's "rpc error: code = X
+ * desc = …" text. toEngineError maps both, as it does grpc-js errors.
  */
 export interface WireError {
   readonly message: string;
