@@ -14,6 +14,11 @@ export default tseslint.config(
     },
   },
   {
+    // JavaScript files are type-checked (checkJs), which also catches undefined names, Node's globals included.
+    files: ["**/*.js"],
+    rules: { "no-undef": "off" },
+  },
+  {
     files: ["bench/**", "test/**", "src/main.ts", "src/store/migrate-cli.ts"],
     rules: { "no-console": "off" },
   },

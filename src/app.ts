@@ -31,6 +31,7 @@ import { Sharing } from "./domain/sharing.js";
 import { CoalescingEngine } from "./engine/coalescing.js";
 import { DecisionCachingEngine, decisionCacheMetrics } from "./engine/decision-cache.js";
 import { createEmbeddedEngine } from "./engine/embedded.js";
+import { createThreadedEngine, type EngineThread } from "./engine/threaded.js";
 import type { Engine } from "./engine/engine.js";
 import { createRemoteEngine } from "./engine/remote.js";
 import type { DatastoreIndexRecord } from "./engine/spicedb-datastore.js";
@@ -108,7 +109,7 @@ const INDEX = "index";
 
 function describeDown(dependency: string): string {
   if (dependency === INDEX) return "permission index being rebuilt";
-  if (dependency === "spicedb") return "spicedb restarting";
+  if (dependency === "spicedb") return "spicedb down";
   return `${dependency} unreachable`;
 }
 
@@ -156,6 +157,8 @@ export class App {
 
   // Assigned in create(); App is never handed out before.
   domain!: Domain;
+  /** The embedded engine's worker thread, when it runs in one (diagnostics and tests). */
+  embeddedThread: EngineThread | undefined;
   apiKeys!: { keys: readonly ApiKey[]; file?: string | undefined; created: boolean };
 
   static async create(config: Config, overrides: AppOverrides = {}): Promise<App> {
@@ -338,7 +341,20 @@ export class App {
   /** record: a supervised SpiceDB's persistent datastore, and whether it holds a complete index; process: that SpiceDB. */
   async #createEngine(): Promise<{ engine: Engine; record?: DatastoreIndexRecord; process?: SpiceDbProcess }> {
     const spicedb = this.config.spicedb;
-    if (spicedb.kind === "embedded") return { engine: await createEmbeddedEngine() };
+    if (spicedb.kind === "embedded") {
+      if (!spicedb.thread) return { engine: await createEmbeddedEngine() };
+      const log = this.log.child({ component: "spicedb" });
+      const engine = await createThreadedEngine({
+        // The memory datastore died with the thread: nothing answers until a restart rebuilds it.
+        onCrash: (err) => {
+          this.health.setDependency("spicedb", false);
+          log.error({ err }, "the embedded SpiceDB's thread stopped: health is NOT_SERVING and permission calls answer UNAVAILABLE until sharegraph restarts");
+        },
+      });
+      this.embeddedThread = engine.thread;
+      log.info({ threadId: engine.thread.threadId }, "embedded SpiceDB runs in a worker thread");
+      return { engine };
+    }
     if (spicedb.kind === "spicedb") return createSupervisedEngine(spicedb, this.log.child({ component: "spicedb" }));
     return { engine: await createRemoteEngine(spicedb) };
   }

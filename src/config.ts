@@ -46,6 +46,8 @@ export interface Config {
         readonly kind: "embedded";
         /** Past this many relationships the embedded engine is advised against (a warning at start-up). */
         readonly advisedMaxRelationships: number;
+        /** Run the embedded SpiceDB in a worker thread (its calls then never block the event loop). */
+        readonly thread: boolean;
       }
     | {
         readonly kind: "remote";
@@ -162,6 +164,7 @@ const envSchema = z.object({
     .optional()
     .refine((v) => !v || /^postgres(ql)?:\/\//.test(v), "expected a postgres:// URL"),
   SPICEDB_DATASTORE_POOL_SIZE: positiveInt(10),
+  SPICEDB_EMBEDDED_THREAD: boolean.optional(),
   SHAREGRAPH_API_KEYS: z.string().optional(),
   SHAREGRAPH_PLATFORM_ADMINS: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -247,7 +250,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
 
   const engine = e.SHAREGRAPH_ENGINE ?? (e.SPICEDB_ENDPOINT ? "remote" : "embedded");
-  let spicedb: Config["spicedb"] = { kind: "embedded", advisedMaxRelationships: e.EMBEDDED_ADVISED_MAX_RELATIONSHIPS };
+  let spicedb: Config["spicedb"] = {
+    kind: "embedded",
+    thread: e.SPICEDB_EMBEDDED_THREAD ?? true,
+    advisedMaxRelationships: e.EMBEDDED_ADVISED_MAX_RELATIONSHIPS,
+  };
+  if (engine !== "embedded" && e.SPICEDB_EMBEDDED_THREAD !== undefined) problems.push(`SPICEDB_EMBEDDED_THREAD is for SHAREGRAPH_ENGINE=embedded, not ${engine}`);
   if (engine === "remote") {
     if (!e.SPICEDB_ENDPOINT) problems.push("SPICEDB_ENDPOINT is required with SHAREGRAPH_ENGINE=remote");
     else if (!/^[^\s/]+:\d{1,5}$/.test(e.SPICEDB_ENDPOINT)) problems.push("SPICEDB_ENDPOINT: expected host:port, e.g. spicedb:50051");

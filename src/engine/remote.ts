@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { v1, deadlineInterceptor } from "@authzed/authzed-node";
-import { SpiceDbEngine } from "./spicedb-engine.js";
+import { SpiceDbEngine, callsOf } from "./spicedb-engine.js";
 import type { Engine } from "./engine.js";
 
 export interface RemoteEngineOptions {
@@ -42,7 +42,7 @@ export async function createRemoteEngine(options: RemoteEngineOptions): Promise<
         );
   return new SpiceDbEngine({
     kind: options.kind ?? "remote",
-    clients: { permissions: client, schema: client },
+    calls: callsOf({ permissions: client, schema: client }),
     maxUpdatesPerWrite: options.maxUpdatesPerWrite,
     ...(options.streamTimeoutMs ? { streamTimeoutMs: options.streamTimeoutMs } : {}),
     close: async () => {

@@ -29,9 +29,53 @@ export interface SpiceDbClients {
   readonly schema: ZedClient;
 }
 
+/** A streamed answer: its messages in order, and a way to stop it early. */
+export interface ReadableCall<T> extends AsyncIterable<T> {
+  cancel(): void;
+}
+
+/** Options of a streaming call: its deadline (epoch ms). */
+export interface StreamCallOptions {
+  readonly deadline: number;
+}
+
+/**
+ * The SpiceDB v1 calls SpiceDbEngine makes. A grpc-js client provides them
+ * (callsOf); so does the embedded engine's worker thread (threaded.ts).
+ * Failures reject with what toEngineError understands: a grpc-js
+ * ServiceError, an FFI error message, or an EngineError.
+ */
+export interface SpiceDbCalls {
+  readSchema(request: v1.ReadSchemaRequest): Promise<v1.ReadSchemaResponse>;
+  writeSchema(request: v1.WriteSchemaRequest): Promise<v1.WriteSchemaResponse>;
+  checkPermission(request: v1.CheckPermissionRequest): Promise<v1.CheckPermissionResponse>;
+  checkBulkPermissions(request: v1.CheckBulkPermissionsRequest): Promise<v1.CheckBulkPermissionsResponse>;
+  writeRelationships(request: v1.WriteRelationshipsRequest): Promise<v1.WriteRelationshipsResponse>;
+  deleteRelationships(request: v1.DeleteRelationshipsRequest): Promise<v1.DeleteRelationshipsResponse>;
+  lookupResources(request: v1.LookupResourcesRequest, options: StreamCallOptions): ReadableCall<v1.LookupResourcesResponse>;
+  lookupSubjects(request: v1.LookupSubjectsRequest, options: StreamCallOptions): ReadableCall<v1.LookupSubjectsResponse>;
+  readRelationships(request: v1.ReadRelationshipsRequest, options: StreamCallOptions): ReadableCall<v1.ReadRelationshipsResponse>;
+}
+
+/** The calls of grpc-js clients (the remote engine's, or the embedded library's). */
+export function callsOf(clients: SpiceDbClients): SpiceDbCalls {
+  const { permissions, schema } = clients;
+  return {
+    readSchema: (r) => schema.promises.readSchema(r),
+    writeSchema: (r) => schema.promises.writeSchema(r),
+    checkPermission: (r) => permissions.promises.checkPermission(r),
+    checkBulkPermissions: (r) => permissions.promises.checkBulkPermissions(r),
+    writeRelationships: (r) => permissions.promises.writeRelationships(r),
+    deleteRelationships: (r) => permissions.promises.deleteRelationships(r),
+    lookupResources: (r, o) => permissions.lookupResources(r, o),
+    lookupSubjects: (r, o) => permissions.lookupSubjects(r, o),
+    readRelationships: (r, o) => permissions.readRelationships(r, o),
+  };
+}
+
 export interface SpiceDbEngineOptions {
   readonly kind: string;
-  readonly clients: SpiceDbClients;
+  readonly calls: SpiceDbCalls;
   readonly maxUpdatesPerWrite: number;
   /** Deadline of a whole streamed lookup or read (unary calls have the client's own). */
   readonly streamTimeoutMs?: number;
@@ -41,14 +85,14 @@ export interface SpiceDbEngineOptions {
 const DEFAULT_STREAM_TIMEOUT_MS = 10 * 60_000;
 
 /**
- * Engine over SpiceDB's v1 API. Shared by the embedded and the remote engine:
- * they differ only in how the clients are made and closed.
+ * Engine over SpiceDB's v1 API. Shared by the embedded (in-thread and
+ * threaded) and the remote engine: they differ only in how the calls are
+ * made and closed.
  */
 export class SpiceDbEngine implements Engine {
   readonly kind: string;
   readonly maxUpdatesPerWrite: number;
-  readonly #permissions: ZedClient;
-  readonly #schema: ZedClient;
+  readonly #spicedb: SpiceDbCalls;
   readonly #close: () => Promise<void>;
   readonly #streamTimeoutMs: number;
   #closed = false;
@@ -56,8 +100,7 @@ export class SpiceDbEngine implements Engine {
   constructor(options: SpiceDbEngineOptions) {
     this.kind = options.kind;
     this.maxUpdatesPerWrite = options.maxUpdatesPerWrite;
-    this.#permissions = options.clients.permissions;
-    this.#schema = options.clients.schema;
+    this.#spicedb = options.calls;
     this.#close = options.close;
     this.#streamTimeoutMs = options.streamTimeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS;
   }
@@ -83,21 +126,21 @@ export class SpiceDbEngine implements Engine {
   }
 
   async writeSchema(schema: string): Promise<void> {
-    await this.#call(() => this.#schema.promises.writeSchema(v1.WriteSchemaRequest.create({ schema })));
+    await this.#call(() => this.#spicedb.writeSchema(v1.WriteSchemaRequest.create({ schema })));
   }
 
   async readSchema(): Promise<string> {
-    const response = await this.#call(() => this.#schema.promises.readSchema(v1.ReadSchemaRequest.create({})));
+    const response = await this.#call(() => this.#spicedb.readSchema(v1.ReadSchemaRequest.create({})));
     return response.schemaText;
   }
 
   async check(item: CheckItem, consistency: Consistency): Promise<CheckResult> {
-    const response = await this.#call(() => this.#permissions.promises.checkPermission(checkRequest(item, consistency, false)));
+    const response = await this.#call(() => this.#spicedb.checkPermission(checkRequest(item, consistency, false)));
     return { allowed: isAllowed(response.permissionship), token: response.checkedAt?.token ?? "" };
   }
 
   async checkWithTrace(item: CheckItem, consistency: Consistency): Promise<TracedCheckResult> {
-    const response = await this.#call(() => this.#permissions.promises.checkPermission(checkRequest(item, consistency, true)));
+    const response = await this.#call(() => this.#spicedb.checkPermission(checkRequest(item, consistency, true)));
     const trace = response.debugTrace?.check;
     const allowed = isAllowed(response.permissionship);
     let root = trace ? traceNode(trace) : undefined;
@@ -120,7 +163,7 @@ export class SpiceDbEngine implements Engine {
         }),
       ),
     });
-    const response = await this.#call(() => this.#permissions.promises.checkBulkPermissions(request));
+    const response = await this.#call(() => this.#spicedb.checkBulkPermissions(request));
     // SpiceDB answers pairs in request order; a pair is either an item or an error.
     const results = response.pairs.map((pair) => {
       if (pair.response.oneofKind === "item") return { allowed: isAllowed(pair.response.item.permissionship) };
@@ -146,7 +189,7 @@ export class SpiceDbEngine implements Engine {
       optionalLimit: query.limit ?? 0,
       ...(query.cursor ? { optionalCursor: v1.Cursor.create({ token: query.cursor }) } : {}),
     });
-    const stream = this.#permissions.lookupResources(request, this.#streamOptions());
+    const stream = this.#spicedb.lookupResources(request, this.#streamOptions());
     yield* streamOf(stream, signal, (r: v1.LookupResourcesResponse) => ({
       resourceId: r.resourceObjectId,
       cursor: r.afterResultCursor?.token ?? "",
@@ -166,7 +209,7 @@ export class SpiceDbEngine implements Engine {
       subjectObjectType: query.subjectType,
       optionalSubjectRelation: query.subjectRelation ?? "",
     });
-    const stream = this.#permissions.lookupSubjects(request, this.#streamOptions());
+    const stream = this.#spicedb.lookupSubjects(request, this.#streamOptions());
     yield* streamOf(stream, signal, (r: v1.LookupSubjectsResponse) => ({
       subjectId: r.subject?.subjectObjectId ?? r.subjectObjectId,
       excludedIds: r.excludedSubjects.map((s) => s.subjectObjectId),
@@ -179,7 +222,7 @@ export class SpiceDbEngine implements Engine {
       consistency: toConsistency(consistency),
       relationshipFilter: relationshipFilter(filter),
     });
-    const stream = this.#permissions.readRelationships(request, this.#streamOptions());
+    const stream = this.#spicedb.readRelationships(request, this.#streamOptions());
     yield* streamOf(stream, undefined, (r: v1.ReadRelationshipsResponse) => fromRelationship(r.relationship));
   }
 
@@ -195,13 +238,13 @@ export class SpiceDbEngine implements Engine {
         }),
       ),
     });
-    const response = await this.#call(() => this.#permissions.promises.writeRelationships(request));
+    const response = await this.#call(() => this.#spicedb.writeRelationships(request));
     return response.writtenAt?.token ?? "";
   }
 
   async deleteMatching(filter: RelationshipFilter): Promise<string> {
     const request = v1.DeleteRelationshipsRequest.create({ relationshipFilter: relationshipFilter(filter) });
-    const response = await this.#call(() => this.#permissions.promises.deleteRelationships(request));
+    const response = await this.#call(() => this.#spicedb.deleteRelationships(request));
     return response.deletedAt?.token ?? "";
   }
 
@@ -321,10 +364,6 @@ function traceNode(t: CheckDebugTrace): TraceNode {
     hasPermission: t.result === TRACE_HAS_PERMISSION,
     children,
   };
-}
-
-interface ReadableCall<T> extends AsyncIterable<T> {
-  cancel(): void;
 }
 
 async function* streamOf<T, R>(

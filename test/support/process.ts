@@ -10,7 +10,8 @@ import { TEST_DATABASE_URL } from "./database.js";
 
 /*
  * sharegraph as its own process — `node --import tsx src/main.ts`, exactly
- * what `npm run dev` runs — for tests about signals and exit codes. Its JSON
+ * what `npm run dev` runs (or `node dist/main.js`, what `npm start` runs) —
+ * for tests about signals, exit codes and the build. Its JSON
  * log lines are collected; the port comes from its "serving" line.
  */
 
@@ -35,7 +36,10 @@ export interface ServerProcess {
  * (PGlite), or a fresh schema of TEST_DATABASE_URL (through `databaseUrl`
  * when given, e.g. a proxy in front of it).
  */
-export async function spawnServer(env: Record<string, string>, options: { databaseUrl?: (schemaUrl: string) => string } = {}): Promise<ServerProcess> {
+export async function spawnServer(
+  env: Record<string, string>,
+  options: { databaseUrl?: (schemaUrl: string) => string; /** Run the build (`node dist/main.js`, as `npm start`) instead of the source. */ dist?: boolean } = {},
+): Promise<ServerProcess> {
   const dataDir = await mkdtemp(join(tmpdir(), "sharegraph-process-"));
   let schema: string | undefined;
   const database: Record<string, string> = {};
@@ -49,7 +53,7 @@ export async function spawnServer(env: Record<string, string>, options: { databa
     url.searchParams.set("options", `-c search_path=${schema}`);
     database["DATABASE_URL"] = options.databaseUrl ? options.databaseUrl(url.toString()) : url.toString();
   }
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, options.dist ? ["dist/main.js"] : ["--import", "tsx", "src/main.ts"], {
     cwd: ROOT,
     env: {
       PATH: process.env["PATH"] ?? "",
