@@ -32,16 +32,16 @@ export function sharegraphChecker(clients: readonly PermissionClient[]): Checker
   };
 }
 
-/** The same check straight into SpiceDB with @authzed/authzed-node (minimize_latency). */
+/** The same check straight into SpiceDB with @authzed/authzed-node. */
 export function spicedbClients(endpoint: string, token: string, connections: number): v1.ZedClientInterface[] {
   return Array.from({ length: connections }, () => v1.NewClient(token, endpoint, v1.ClientSecurity.INSECURE_PLAINTEXT_CREDENTIALS));
 }
 
-export function spicedbChecker(clients: readonly v1.ZedClientInterface[]): Checker {
+export function spicedbChecker(clients: readonly v1.ZedClientInterface[], consistency: v1.Consistency): Checker {
   return async (pair: SamplePair, client: number) => {
     const response = await clients[client % clients.length]!.promises.checkPermission(
       v1.CheckPermissionRequest.create({
-        consistency: v1.Consistency.create({ requirement: { oneofKind: "minimizeLatency", minimizeLatency: true } }),
+        consistency,
         resource: v1.ObjectReference.create({ objectType: pair.resource.type, objectId: pair.resource.id }),
         permission: pair.permission,
         subject: v1.SubjectReference.create({ object: v1.ObjectReference.create({ objectType: "user", objectId: pair.userId }) }),
@@ -49,4 +49,12 @@ export function spicedbChecker(clients: readonly v1.ZedClientInterface[]): Check
     );
     return response.permissionship === v1.CheckPermissionResponse_Permissionship.HAS_PERMISSION;
   };
+}
+
+/** minimize_latency, as a plain SpiceDB client asks. */
+export const MINIMIZE_LATENCY = v1.Consistency.create({ requirement: { oneofKind: "minimizeLatency", minimizeLatency: true } });
+
+/** One snapshot for every check, as sharegraph asks (at_exact_snapshot of the newest applied write). */
+export function exactSnapshot(token: string): v1.Consistency {
+  return v1.Consistency.create({ requirement: { oneofKind: "atExactSnapshot", atExactSnapshot: v1.ZedToken.create({ token }) } });
 }
