@@ -26,7 +26,14 @@
  * 3. bench/results/<BENCH_NAME or scale-<scale>>.json and .md (the table,
  *    also printed), with the machine's load average before and after each line.
  *
+ * Each sharegraph server first gets one write through the API (a group
+ * created, deleted at the end): reads are pinned to the snapshot of the
+ * newest write the process applied, and without one (a restart with the
+ * datastore kept and nothing written since) the decision cache and SpiceDB's
+ * revision-keyed caches go unused. BENCH_PIN_WRITE=0 measures that quiet state.
+ *
  * Other knobs: BENCH_SECONDS (time limit per timed line, default 30),
+ * BENCH_AGREEMENT (pairs compared before timing, default 2,000),
  * BENCH_LINES (comma list of spicedb, alone, cte, embedded; default all),
  * SPICEDB_BINARY (default .spicedb/bin/spicedb), BENCH_DATABASE_URL (the
  * Postgres server, default postgres://postgres@127.0.0.1:5432/postgres).
@@ -57,6 +64,7 @@ const binary = env["SPICEDB_BINARY"] ?? DEFAULT_SPICEDB_BINARY;
 const resultsDir = new URL("./results/", import.meta.url);
 mkdirSync(resultsDir, { recursive: true });
 const progress = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line} (load ${loadavg()[0]!.toFixed(2)})\n`);
+const pinWrite = env["BENCH_PIN_WRITE"] !== "0";
 const options = { concurrency, seconds, warm: true, progress };
 const notes: string[] = [];
 
@@ -74,7 +82,7 @@ const spicedbAvailable = isExecutableFile(binary);
 if (!spicedbAvailable) notes.push(`no SpiceDB binary at ${binary}: the supervised-engine and engine-alone lines did not run`);
 
 if (spicedbAvailable && lines.has("spicedb")) {
-  supervised = await sharegraphSession(dataset, "spicedb", { SPICEDB_BINARY: binary }, { ...options, logFile: new URL(`${name}-spicedb.log`, resultsDir).pathname });
+  supervised = await sharegraphSession(dataset, "spicedb", { SPICEDB_BINARY: binary }, { ...options, pinWrite, logFile: new URL(`${name}-spicedb.log`, resultsDir).pathname });
 }
 if (spicedbAvailable && lines.has("alone")) {
   alone = await engineAloneSession(dataset, binary, { ...options, consistency: "exact_snapshot", count: true });
@@ -86,7 +94,7 @@ if (lines.has("embedded") && embeddedSetting !== "off") {
   const embeddedScale = Number(embeddedSetting);
   const small = embeddedScale === scale ? dataset : await ensureDataset({ scale: embeddedScale });
   if (embeddedScale !== scale) notes.push(`the embedded engine was measured on the scale-${embeddedScale} dataset (${small.counts.relationships} relationships), not scale ${scale}: it rebuilds the whole index in memory at every start (BENCH_EMBEDDED_SCALE)`);
-  const session = await sharegraphSession(small, "embedded", {}, { ...options, logFile: new URL(`${name}-embedded.log`, resultsDir).pathname });
+  const session = await sharegraphSession(small, "embedded", {}, { ...options, pinWrite, logFile: new URL(`${name}-embedded.log`, resultsDir).pathname });
   const reference = new CteBaseline(small.databaseUrl, 8);
   const cteAnswers = await answers((p) => reference.check(p.userId, p.resource), sliceSample(small.sample).agreement);
   await reference.close();
@@ -120,7 +128,7 @@ const report = {
   date: new Date().toISOString(),
   node: process.version,
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, totalMemGb: round(totalmem() / 2 ** 30, 1), loadavgStart: loadStart, loadavgEnd: loadavg() },
-  settings: { scale, seconds, concurrency, cteClients, embeddedScale: embeddedSetting, spicedbBinary: spicedbAvailable ? binary : null },
+  settings: { scale, seconds, concurrency, cteClients, embeddedScale: embeddedSetting, pinWrite, spicedbBinary: spicedbAvailable ? binary : null },
   dataset: {
     databaseName: dataset.databaseName,
     scale: dataset.scale,
@@ -183,7 +191,8 @@ const md = [
   "",
   lookupTable(lookups),
   "",
-  "## Start-up and memory",
+  "## Start-up, memory, caches",
+  ...[supervised, embedded].filter((x) => x !== undefined).map((x) => `- ${x.engine}: ${x.pinWrite.made ? `one write through the API right after start (${x.pinWrite.ms} ms) pinned the reads` : "no write after start (reads not pinned unless the start rebuilt the index)"}; decision cache ${JSON.stringify(x.decisionCache)}`),
   ...(supervised ? [`- supervised SpiceDB: serving after ${(supervised.startMs / 1000).toFixed(1)} s${supervised.rebuiltRelationships ? " (including a rebuild of the datastore)" : " (datastore kept, outbox drained)"}; RSS gateway ${supervised.rssAfter.gatewayMb} MB, SpiceDB ${supervised.rssAfter.childrenMb} MB after the lines`] : []),
   ...(embedded ? [`- embedded (scale ${embedded.datasetScale}, ${embedded.dataset.counts.relationships} relationships): serving after ${(embedded.startMs / 1000).toFixed(1)} s; RSS ${embedded.rssAfter.gatewayMb} MB after the lines`] : []),
   "",

@@ -4,7 +4,8 @@ import type { SamplePair } from "../dataset.js";
  * Disjoint slices of the dataset's (shuffled) check sample, so that a "cold"
  * line never asks a pair an earlier line of the same process asked:
  * agreement (answers compared with the CTE), single-client cold, concurrent
- * cold; warm lines repeat a small set already asked once.
+ * cold; warm lines repeat a small set. The agreement slice has
+ * BENCH_AGREEMENT pairs (default 2,000), at most a sixth of the sample.
  */
 export interface SampleSlices {
   readonly agreement: readonly SamplePair[];
@@ -13,9 +14,9 @@ export interface SampleSlices {
   readonly warm: readonly SamplePair[];
 }
 
-export function sliceSample(sample: readonly SamplePair[]): SampleSlices {
+export function sliceSample(sample: readonly SamplePair[], agreementSize = Number(process.env["BENCH_AGREEMENT"] ?? 2_000)): SampleSlices {
   const n = sample.length;
-  const agreement = Math.min(2_000, Math.floor(n / 6));
+  const agreement = Math.min(agreementSize, Math.floor(n / 6));
   const single = Math.min(3_000, Math.floor(n / 4));
   return {
     agreement: sample.slice(0, agreement),

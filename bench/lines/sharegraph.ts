@@ -1,4 +1,7 @@
 import { loadavg } from "node:os";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { DirectoryService } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import type { Dataset } from "../dataset.js";
 import { sharegraphChecker, sharegraphClients } from "../lib/clients.js";
 import { sliceSample } from "../lib/sample.js";
@@ -7,6 +10,7 @@ import { answers, checkLines, type CheckLineOptions, type CheckLines } from "./c
 import { sharegraphLookup, type LookupLine } from "./lookup.js";
 
 const KEY = "bench-check-key-0123456789abcdef";
+const ADMIN_KEY = "bench-admin-key-0123456789abcdef";
 
 export interface SharegraphSession {
   readonly engine: "spicedb" | "embedded";
@@ -20,6 +24,8 @@ export interface SharegraphSession {
   /** Two passes per probe: the first, then the same lookup again. */
   readonly lookups: { first: LookupLine[]; again: LookupLine[] };
   readonly decisionCache: Record<string, number>;
+  /** A write made through the API right after start (so that reads are pinned to a fresh snapshot), or none. */
+  readonly pinWrite: { made: boolean; ms?: number };
   readonly loadavg: { start: number[]; end: number[] };
   readonly logFile: string;
 }
@@ -33,14 +39,14 @@ export async function sharegraphSession(
   dataset: Dataset,
   engine: "spicedb" | "embedded",
   env: Record<string, string>,
-  options: CheckLineOptions & { logFile: string; progress: (line: string) => void },
+  options: CheckLineOptions & { logFile: string; pinWrite: boolean; progress: (line: string) => void },
 ): Promise<SharegraphSession> {
   const start = loadavg();
   const server = await startServer(
     {
       DATABASE_URL: dataset.databaseUrl,
       SHAREGRAPH_ENGINE: engine,
-      SHAREGRAPH_API_KEYS: `${KEY}:check`,
+      SHAREGRAPH_API_KEYS: `${KEY}:check,${ADMIN_KEY}:admin`,
       SHAREGRAPH_PLATFORM_ADMINS: dataset.platformAdmin,
       ...env,
     },
@@ -52,6 +58,20 @@ export async function sharegraphSession(
       .map((l) => /"relationships":(\d+).*rebuilt from Postgres/.exec(l)?.[1])
       .find(Boolean);
     options.progress(`${engine}: serving after ${(server.startMs / 1000).toFixed(1)} s${rebuilt ? ` (rebuilt ${rebuilt} relationships)` : ""}`);
+    // Reads are pinned to the snapshot of the newest write this process applied (src/sync/consistency.ts):
+    // after a restart with nothing written, they are not, and neither the decision cache nor SpiceDB's
+    // revision-keyed caches are used. One harmless write (a group created, deleted at the end) pins them.
+    const directory = createClient(
+      DirectoryService,
+      createGrpcTransport({ baseUrl: server.baseUrl, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${ADMIN_KEY}`), next(req))] }),
+    );
+    const pinGroup = `bench-pin-${Date.now()}`;
+    let pinWrite: SharegraphSession["pinWrite"] = { made: false };
+    if (options.pinWrite) {
+      const t = performance.now();
+      await directory.createGroup({ actor: dataset.platformAdmin, organizationId: dataset.organizationId, groupId: pinGroup, name: "bench pin (deleted at the end)" });
+      pinWrite = { made: true, ms: Math.round(performance.now() - t) };
+    }
     const clients = sharegraphClients(server.baseUrl, KEY, 4);
     const check = sharegraphChecker(clients);
     const slices = sliceSample(dataset.sample);
@@ -68,8 +88,10 @@ export async function sharegraphSession(
     const decisionCache = Object.fromEntries(
       [...metrics.matchAll(/^sharegraph_decision_cache_(\w+)_total (\d+)/gm)].map((m) => [m[1]!, Number(m[2])]),
     );
+    if (pinWrite.made) await directory.deleteGroup({ actor: dataset.platformAdmin, groupId: pinGroup });
     return {
       engine,
+      pinWrite,
       datasetScale: dataset.scale,
       startMs: server.startMs,
       ...(rebuilt ? { rebuiltRelationships: Number(rebuilt) } : {}),
