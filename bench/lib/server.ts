@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { openSync, closeSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../../src/engine/spicedb-process.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -22,14 +23,15 @@ export interface BenchServer {
 /**
  * sharegraph as deployed: `node --import tsx src/main.ts` in a process of its
  * own, configured only by the environment, logging to a file (the API logs
- * every call at info, as it does by default). Resolves once it logs "serving".
+ * every call at info, as it does by default). Resolves once /healthz says SERVING.
  */
 export async function startServer(env: Record<string, string>, logFile: string, startTimeoutMs = 1_800_000): Promise<BenchServer> {
+  const port = await freePort();
   const fd = openSync(logFile, "w");
   const started = performance.now();
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
     cwd: ROOT,
-    env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", LOG_LEVEL: "info", SHAREGRAPH_ADDR: "127.0.0.1:0", ...env },
+    env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", LOG_LEVEL: "info", ...env, SHAREGRAPH_ADDR: `127.0.0.1:${port}` },
     stdio: ["ignore", fd, fd],
   });
   closeSync(fd);
@@ -41,17 +43,18 @@ export async function startServer(env: Record<string, string>, logFile: string, 
     }),
   );
   const lines = () => readFileSync(logFile, "utf8").split("\n").filter(Boolean);
-  let port = 0;
-  while (!port) {
+  for (;;) {
     if (exited) throw new Error(`the server exited (${exited.code ?? exited.signal}) before serving:\n${lines().slice(-20).join("\n")}`);
     if (performance.now() - started > startTimeoutMs) {
       child.kill("SIGKILL");
       throw new Error(`the server did not start in ${startTimeoutMs} ms:\n${lines().slice(-20).join("\n")}`);
     }
-    const serving = lines().find((l) => l.includes('"msg":"serving"'));
-    const found = serving && /"address":"[^"]*:(\d+)"/.exec(serving)?.[1];
-    if (found) port = Number(found);
-    else await sleep(200);
+    const healthy = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (healthy) break;
+    await sleep(200);
   }
   const startMs = Math.round(performance.now() - started);
   return {

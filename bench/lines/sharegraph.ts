@@ -48,6 +48,8 @@ export async function sharegraphSession(
       SHAREGRAPH_ENGINE: engine,
       SHAREGRAPH_API_KEYS: `${KEY}:check,${ADMIN_KEY}:admin`,
       SHAREGRAPH_PLATFORM_ADMINS: dataset.platformAdmin,
+      // The API logs every call at info by default; BENCH_SERVER_LOG_LEVEL=warn measures without that.
+      LOG_LEVEL: process.env["BENCH_SERVER_LOG_LEVEL"] ?? "info",
       ...env,
     },
     options.logFile,
