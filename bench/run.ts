@@ -34,6 +34,7 @@
  *
  * Other knobs: BENCH_SECONDS (time limit per timed line, default 30),
  * BENCH_AGREEMENT (pairs compared before timing, default 2,000),
+ * BENCH_SERVER_<NAME> (sets <NAME> in the servers' environment),
  * BENCH_LINES (comma list of spicedb, alone, cte, embedded; default all),
  * SPICEDB_BINARY (default .spicedb/bin/spicedb), BENCH_DATABASE_URL (the
  * Postgres server, default postgres://postgres@127.0.0.1:5432/postgres).

@@ -48,8 +48,13 @@ export async function sharegraphSession(
       SHAREGRAPH_ENGINE: engine,
       SHAREGRAPH_API_KEYS: `${KEY}:check,${ADMIN_KEY}:admin`,
       SHAREGRAPH_PLATFORM_ADMINS: dataset.platformAdmin,
-      // The API logs every call at info by default; BENCH_SERVER_LOG_LEVEL=warn measures without that.
-      LOG_LEVEL: process.env["BENCH_SERVER_LOG_LEVEL"] ?? "info",
+      // BENCH_SERVER_<NAME>=value sets <NAME> for the server, e.g. BENCH_SERVER_LOG_LEVEL=warn
+      // (the API logs every call at info by default) or BENCH_SERVER_DATABASE_QUERY_TIMEOUT_MS.
+      ...Object.fromEntries(
+        Object.entries(process.env)
+          .filter((e): e is [string, string] => e[0].startsWith("BENCH_SERVER_") && e[1] !== undefined)
+          .map(([k, v]) => [k.slice("BENCH_SERVER_".length), v]),
+      ),
       ...env,
     },
     options.logFile,
