@@ -27,7 +27,8 @@
  *    also printed), with the machine's load average before and after each line.
  *
  * Other knobs: BENCH_SECONDS (time limit per timed line, default 30),
- * BENCH_LINES (comma list of spicedb, alone, cte, embedded; default all),
+ * BENCH_LINES (comma list of spicedb, alone, cte, embedded, writes, startup,
+ * eventloop; default all; the last three: bench/lines/ops.ts),
  * SPICEDB_BINARY (default .spicedb/bin/spicedb), BENCH_DATABASE_URL (the
  * Postgres server, default postgres://postgres@127.0.0.1:5432/postgres).
  */
@@ -42,8 +43,9 @@ import { sliceSample } from "./lib/sample.js";
 import { answers } from "./lines/checks.js";
 import { cteSession, type CteSession } from "./lines/cte-line.js";
 import { engineAloneSession, type EngineAloneSession } from "./lines/engine-alone.js";
+import { opsLines } from "./lines/ops.js";
 import { sharegraphSession, type SharegraphSession } from "./lines/sharegraph.js";
-import { checkTable, loadLine, lookupTable, type CheckRow } from "./report.js";
+import { checkTable, loadLine, lookupTable, opsMarkdown, type CheckRow } from "./report.js";
 
 const env = process.env;
 const scale = scaleFromEnv();
@@ -51,7 +53,7 @@ const seconds = Number(env["BENCH_SECONDS"] ?? 30);
 const concurrency = Number(env["BENCH_CLIENTS"] ?? 64);
 const cteClients = (env["BENCH_CTE_CLIENTS"] ?? "16,64").split(",").map(Number);
 const embeddedSetting = env["BENCH_EMBEDDED_SCALE"] ?? String(Math.min(scale, 0.1));
-const lines = new Set((env["BENCH_LINES"] ?? "spicedb,alone,cte,embedded").split(",").map((s) => s.trim()));
+const lines = new Set((env["BENCH_LINES"] ?? "spicedb,alone,cte,embedded,writes,startup,eventloop").split(",").map((s) => s.trim()));
 const name = env["BENCH_NAME"] ?? `scale-${scale}`;
 const binary = env["SPICEDB_BINARY"] ?? DEFAULT_SPICEDB_BINARY;
 const resultsDir = new URL("./results/", import.meta.url);
@@ -93,6 +95,8 @@ if (lines.has("embedded") && embeddedSetting !== "off") {
   embedded = { ...session, agreementWithCte: compareAnswers(sliceSample(small.sample).agreement, session.agreementAnswers, cteAnswers), dataset: { databaseName: small.databaseName, scale: small.scale, counts: small.counts } };
 }
 
+const ops = await opsLines({ dataset, lines, binary: spicedbAvailable ? binary : undefined, seconds, embeddedSetting, name, resultsDir, progress, notes });
+
 // Agreement: sharegraph (supervised engine, else embedded on this dataset) is the reference.
 const reference = supervised?.agreementAnswers ?? (embedded && embedded.datasetScale === scale ? embedded.agreementAnswers : undefined);
 const agreement = {
@@ -133,7 +137,7 @@ const report = {
     sample: { size: dataset.sample.length, agreement: slices.agreement.length, singleCold: slices.singleCold.length, concurrentCold: slices.concurrentCold.length, warmSet: slices.warm.length },
   },
   agreement,
-  lines: { sharegraphSpicedb: strip(supervised), spicedbAlone: strip(alone), spicedbAloneMinimizeLatency: strip(aloneLatency), cte: strip(cte), sharegraphEmbedded: strip(embedded) },
+  lines: { sharegraphSpicedb: strip(supervised), spicedbAlone: strip(alone), spicedbAloneMinimizeLatency: strip(aloneLatency), cte: strip(cte), sharegraphEmbedded: strip(embedded), ...ops },
   gatewayOverhead: overhead,
   notes,
 };
@@ -186,6 +190,8 @@ const md = [
   "## Start-up and memory",
   ...(supervised ? [`- supervised SpiceDB: serving after ${(supervised.startMs / 1000).toFixed(1)} s${supervised.rebuiltRelationships ? " (including a rebuild of the datastore)" : " (datastore kept, outbox drained)"}; RSS gateway ${supervised.rssAfter.gatewayMb} MB, SpiceDB ${supervised.rssAfter.childrenMb} MB after the lines`] : []),
   ...(embedded ? [`- embedded (scale ${embedded.datasetScale}, ${embedded.dataset.counts.relationships} relationships): serving after ${(embedded.startMs / 1000).toFixed(1)} s; RSS ${embedded.rssAfter.gatewayMb} MB after the lines`] : []),
+  "",
+  ...opsMarkdown(ops),
   "",
   "## Load",
   loadLine("whole run", loadStart, report.machine.loadavgEnd),
