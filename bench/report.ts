@@ -2,6 +2,7 @@ import type { LoadResult } from "./lib/load.js";
 import type { LookupLine } from "./lines/lookup.js";
 import type { OpsLines } from "./lines/ops.js";
 import type { StartupMeasure } from "./lines/startup.js";
+import type { LagWindow } from "./lines/eventloop.js";
 
 /** One row of the check table. */
 export interface CheckRow {
@@ -93,14 +94,17 @@ export function opsMarkdown(ops: OpsLines): string[] {
       "",
       `## Event-loop delay (target: no block > ${e.targetMaxMs} ms)`,
       "",
-      "| engine | dataset | start-up s | start-up max / p99 ms (probe) | worst start-up ticks (s after spawn: ms) | /metrics scrapes while starting | bulk items (subjects) | bulk ms | bulk max / p99 ms (/metrics) | bulk max / p99 ms (probe) | /healthz slowest ms |",
-      "|---|---|---|---|---|---|---|---|---|---|---|",
+      "| engine | dataset | start-up s | start-up max / p99 ms (probe; main-thread CPU / wall ms) | longest start-up delays (s after spawn: ms, main-thread CPU ms, phase) | listening → serving: max ms | /metrics scrapes while starting | bulk items (subjects) | bulk ms | bulk max / p99 ms (/metrics) | bulk max / p99 ms (probe; main-thread CPU ms) | /healthz slowest ms |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|",
     );
     for (const x of e.engines) {
-      const lag = (l: { max_ms: number; p99_ms: number } | undefined) => (l ? `${fmt(l.max_ms)} / ${fmt(l.p99_ms)}` : "–");
+      const lag = (l: LagWindow | undefined) => (l ? `${fmt(l.max_ms)} / ${fmt(l.p99_ms)}${l.mainCpuMs !== undefined ? ` (${fmt(l.mainCpuMs)}${l.wallMs !== undefined ? ` / ${fmt(l.wallMs)}` : ""})` : ""}` : "–");
       const scrapes = x.startup.scrapes.length ? `${x.startup.scrapes.length}, max ${Math.max(...x.startup.scrapes.map((w) => w.max_ms))} ms` : "none (not listening before ready)";
+      const ticks = x.startup.worstTicks.map((t) => `${(t.atMs / 1000).toFixed(1)}: ${t.max_ms}, ${t.mainCpuMs}, after "${t.after}"`).join("; ");
+      const listening = x.startup.whileListening ? `${x.startup.whileListening.max_ms} (over ${(x.startup.whileListening.ms / 1000).toFixed(1)} s)` : "–";
+      const settings = Object.entries(x.settings).map(([k, v]) => `${k}=${v}`).join(" ");
       out.push(
-        `| ${x.engine} | scale ${x.datasetScale} (${x.relationships}) | ${(x.startup.servingMs / 1000).toFixed(1)} | ${lag(x.startup.probe)} | ${x.startup.worstTicks.map((t) => `${(t.atMs / 1000).toFixed(1)}: ${t.max_ms}`).join(", ")} | ${scrapes} | ${x.bulk.items} (${x.bulk.distinctSubjects})${x.bulk.error ? ` ERROR ${x.bulk.error}` : ""} | ${fmt(x.bulk.ms)} | ${lag(x.bulk.metrics)} | ${lag(x.bulk.probe)} | ${fmt(x.bulk.healthz.maxMs)} |`,
+        `| ${x.engine}${settings ? ` (${settings})` : ""} | scale ${x.datasetScale} (${x.relationships}) | ${(x.startup.servingMs / 1000).toFixed(1)} | ${lag(x.startup.probe)} | ${ticks} | ${listening} | ${scrapes} | ${x.bulk.items} (${x.bulk.distinctSubjects})${x.bulk.error ? ` ERROR ${x.bulk.error}` : ""} | ${fmt(x.bulk.ms)} | ${lag(x.bulk.metrics)} | ${lag(x.bulk.probe)} | ${fmt(x.bulk.healthz.maxMs)} |`,
       );
     }
     out.push("", e.note, ...e.engines.map((x) => loadLine(`event-loop line, ${x.engine}`, x.loadavg.start, x.loadavg.end)));

@@ -9,9 +9,10 @@
  *    since the process started), so the bench can bracket a window exactly.
  * A blocked loop delays the tick and the signal handler themselves, so a
  * block always lands in the window that was open while it happened.
+ * Each line also has mainCpuMs: CPU time of the main thread in that window.
  * Values in ms. Plain JS: it runs before tsx is loaded.
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import process from "node:process";
 import { setInterval } from "node:timers";
@@ -24,8 +25,21 @@ if (file) {
   mark.enable();
   const ms = (ns) => Math.round(ns / 1e4) / 100;
   const stats = (h) => ({ count: h.count, max: ms(h.max), p99: ms(h.percentile(99)), p50: ms(h.percentile(50)), mean: h.count ? ms(h.mean) : 0 });
+  // CPU time of the main thread alone (utime + stime of /proc/self/task/<pid>, clock ticks of 10 ms): a
+  // block that is work on the loop shows as CPU ≈ its length; a process starved by a loaded machine does not.
+  const mainCpuMs = () => {
+    try {
+      const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8").split(") ")[1].split(" ");
+      return (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      return Number.NaN;
+    }
+  };
+  const cpuAt = { tick: mainCpuMs(), mark: mainCpuMs() };
   const write = (kind, h) => {
-    appendFileSync(file, `${JSON.stringify({ kind, t: Date.now(), pid: process.pid, ...stats(h) })}\n`);
+    const cpu = mainCpuMs();
+    appendFileSync(file, `${JSON.stringify({ kind, t: Date.now(), pid: process.pid, ...stats(h), mainCpuMs: cpu - cpuAt[kind] })}\n`);
+    cpuAt[kind] = cpu;
     h.reset();
   };
   appendFileSync(file, `${JSON.stringify({ kind: "start", t: Date.now(), pid: process.pid })}\n`);

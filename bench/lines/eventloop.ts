@@ -35,6 +35,13 @@ export interface LagWindow {
   readonly p99_ms: number;
   /** Samples (10 ms resolution) behind the figures. */
   readonly count?: number;
+  /**
+   * CPU time of the server's main thread in the window (probe only, 10 ms
+   * ticks): a block that is work on the loop costs about its length in CPU;
+   * a delay far above the CPU spent is the process waiting for a core.
+   */
+  readonly mainCpuMs?: number;
+  readonly wallMs?: number;
 }
 
 export interface EventLoopEngine {
@@ -45,8 +52,14 @@ export interface EventLoopEngine {
     readonly servingMs: number;
     /** Spawn → "serving", from the probe. */
     readonly probe?: LagWindow;
-    /** The three longest 250 ms ticks during start-up: when (ms after spawn) and how long the loop was blocked. */
-    readonly worstTicks: Array<{ atMs: number; max_ms: number }>;
+    /**
+     * The three longest delays of the 250 ms timeline during start-up: when
+     * the tick was written (ms after spawn), the delay, the main thread's CPU
+     * in that tick, and the last log line before the delay began (the phase).
+     */
+    readonly worstTicks: Array<{ atMs: number; max_ms: number; mainCpuMs: number; after: string }>;
+    /** From "listening" to "serving" (the server answering, NOT_SERVING, while its index is prepared), from the timeline; undefined when it does not listen first. */
+    readonly whileListening?: { readonly ms: number; readonly max_ms: number };
     /** /metrics polled every 500 ms from "listening" to "serving" (empty: the server did not listen before it was ready). */
     readonly scrapes: Array<{ atMs: number } & LagWindow>;
   };
@@ -62,6 +75,8 @@ export interface EventLoopEngine {
     readonly probe?: LagWindow;
     readonly healthz: { readonly asked: number; readonly maxMs: number };
   };
+  /** Settings given to this server beyond the dataset's (e.g. SPICEDB_TIMEOUT_MS). */
+  readonly settings: Record<string, string>;
   readonly loadavg: { start: number[]; end: number[] };
   readonly logFile: string;
 }
@@ -82,6 +97,7 @@ interface ProbeLine {
   count?: number;
   max?: number;
   p99?: number;
+  mainCpuMs?: number;
 }
 
 export async function eventloopEngine(
@@ -139,14 +155,25 @@ export async function eventloopEngine(
     await poller;
   }
   try {
-    const servingLine = server.logLines().find((l) => l.includes('"msg":"serving"'));
-    const servingAt = Number(/"time":(\d+)/.exec(servingLine ?? "")?.[1] ?? Date.now());
+    const log = server
+      .logLines()
+      .filter((l) => !l.includes('"component":"api"'))
+      .map((l) => ({ t: Number(/"time":(\d+)/.exec(l)?.[1]), msg: /"msg":"([^"]*)"/.exec(l)?.[1] ?? "" }));
+    const servingAt = log.find((l) => l.msg === "serving")?.t ?? Date.now();
+    const listeningAt = log.find((l) => l.msg.startsWith("listening"))?.t;
     const startupMark = await mark(server, probeLines);
     const ticks = probeLines().filter((l) => l.kind === "tick" && l.t <= servingAt + 250);
     const worstTicks = [...ticks]
       .sort((a, b) => (b.max ?? 0) - (a.max ?? 0))
       .slice(0, 3)
-      .map((t) => ({ atMs: t.t - spawnedAt, max_ms: t.max ?? 0 }));
+      .map((t) => ({
+        atMs: t.t - spawnedAt,
+        max_ms: t.max ?? 0,
+        mainCpuMs: t.mainCpuMs ?? Number.NaN,
+        after: log.filter((l) => l.t <= t.t - (t.max ?? 0)).at(-1)?.msg ?? "(before the first log line)",
+      }));
+    const listeningTicks = listeningAt === undefined ? [] : ticks.filter((t) => t.t > listeningAt);
+    const whileListening = listeningAt === undefined ? undefined : { ms: servingAt - listeningAt, max_ms: Math.max(0, ...listeningTicks.map((t) => t.max ?? 0)) };
     options.progress(`eventloop (${engine}): serving after ${((servingAt - spawnedAt) / 1000).toFixed(1)} s; start-up max delay ${startupMark?.max_ms} ms (probe), ${scrapes.length} scrapes while starting`);
 
     // The bulk check: distinct subjects where the sample allows.
@@ -190,7 +217,7 @@ export async function eventloopEngine(
       engine,
       datasetScale: dataset.scale,
       relationships: dataset.counts.relationships,
-      startup: { servingMs: servingAt - spawnedAt, ...(startupMark ? { probe: startupMark } : {}), worstTicks, scrapes },
+      startup: { servingMs: servingAt - spawnedAt, ...(startupMark ? { probe: startupMark } : {}), worstTicks, ...(whileListening ? { whileListening } : {}), scrapes },
       bulk: {
         items: items.length,
         distinctSubjects: new Set(items.map((i) => i.userId)).size,
@@ -202,6 +229,7 @@ export async function eventloopEngine(
         ...(probe ? { probe } : {}),
         healthz: { asked: health.asked, maxMs: round(health.maxMs) },
       },
+      settings: Object.fromEntries(Object.entries(env).filter(([k]) => k !== "SPICEDB_BINARY")),
       loadavg: { start, end: loadavg() },
       logFile: server.logFile,
     };
@@ -228,7 +256,8 @@ async function mark(server: BenchServer, lines: () => ProbeLine[]): Promise<LagW
     const marks = lines().filter((l) => l.kind === "mark");
     if (marks.length > before) {
       const m = marks.at(-1)!;
-      return { max_ms: m.max ?? Number.NaN, p99_ms: m.p99 ?? Number.NaN, ...(m.count !== undefined ? { count: m.count } : {}) };
+      const previous = marks.at(-2)?.t ?? lines().find((l) => l.kind === "start")?.t ?? m.t;
+      return { max_ms: m.max ?? Number.NaN, p99_ms: m.p99 ?? Number.NaN, ...(m.count !== undefined ? { count: m.count } : {}), mainCpuMs: m.mainCpuMs ?? Number.NaN, wallMs: m.t - previous };
     }
     await sleep(50);
   }
@@ -264,6 +293,6 @@ export async function eventloopLine(
     engines,
     targetMaxMs: 50,
     note:
-      "max = the longest event-loop delay in the window (10 ms resolution). /metrics figures come from prom-client's histogram, reset at each scrape; it exists only from App.start and answers only while the server listens, so it cannot see a start-up that happens before listening. The probe (preloaded, SIGUSR2 marks) sees the whole process; its start-up window runs from the process's first moment to the \"serving\" line.",
+      "max = the longest event-loop delay in the window (10 ms resolution). /metrics figures come from prom-client's histogram, reset at each scrape; it exists only from App.start and answers only while the server listens, so it cannot see a start-up that happens before listening. The probe (preloaded, SIGUSR2 marks) sees the whole process; its start-up window runs from the process's first moment to the \"serving\" line (module loading and transpiling by tsx included). On a shared machine a delay also includes time the process waited for a core: the main thread's CPU time in the window (probe) tells work on the loop from starvation.",
   };
 }

@@ -354,13 +354,14 @@ async function planPairs(db: pg.Client, writers: number, perWriter: number): Pro
   const candidates = (
     await db.query<{ user_id: string }>("select user_id from organization_members where organization_id = $1 and not admin order by user_id", [organizationId])
   ).rows.map((r) => r.user_id);
-  let next = 0;
-  const members = groups.map((groupId) => {
+  // Distinct users across writers while there are enough (a small tenant repeats them: still other groups' rows).
+  const members = groups.map((groupId, w) => {
     const out: MemberPair[] = [];
-    while (out.length < perWriter && next < candidates.length) {
-      const userId = candidates[next++]!;
+    for (let i = 0; i < candidates.length && out.length < perWriter; i++) {
+      const userId = candidates[(w * perWriter + i) % candidates.length]!;
       if (!isMember.has(`${groupId}|${userId}`)) out.push({ groupId, userId });
     }
+    if (out.length === 0) throw new Error(`writes: every user is already a member of ${groupId}`);
     return out;
   });
   return { actor, shares, members };
