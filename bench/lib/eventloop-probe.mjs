@@ -9,7 +9,8 @@
  *    since the process started), so the bench can bracket a window exactly.
  * A blocked loop delays the tick and the signal handler themselves, so a
  * block always lands in the window that was open while it happened.
- * Each line also has mainCpuMs: CPU time of the main thread in that window.
+ * Each line also has mainCpuMs (CPU time of the main thread in that window)
+ * and processCpuMs (all the process's threads).
  * Values in ms. Plain JS: it runs before tsx is loaded.
  */
 import { appendFileSync, readFileSync } from "node:fs";
@@ -35,11 +36,19 @@ if (file) {
       return Number.NaN;
     }
   };
+  // The whole process (every thread: libuv's pool, GC, an embedded engine's own threads).
+  const processCpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
   const cpuAt = { tick: mainCpuMs(), mark: mainCpuMs() };
+  const processAt = { tick: processCpuMs(), mark: processCpuMs() };
   const write = (kind, h) => {
     const cpu = mainCpuMs();
-    appendFileSync(file, `${JSON.stringify({ kind, t: Date.now(), pid: process.pid, ...stats(h), mainCpuMs: cpu - cpuAt[kind] })}\n`);
+    const all = processCpuMs();
+    appendFileSync(file, `${JSON.stringify({ kind, t: Date.now(), pid: process.pid, ...stats(h), mainCpuMs: cpu - cpuAt[kind], processCpuMs: Math.round(all - processAt[kind]) })}\n`);
     cpuAt[kind] = cpu;
+    processAt[kind] = all;
     h.reset();
   };
   appendFileSync(file, `${JSON.stringify({ kind: "start", t: Date.now(), pid: process.pid })}\n`);

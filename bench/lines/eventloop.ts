@@ -41,6 +41,8 @@ export interface LagWindow {
    * a delay far above the CPU spent is the process waiting for a core.
    */
   readonly mainCpuMs?: number;
+  /** CPU time of all the server's threads (an embedded engine works on threads of its own while the main thread waits for it). */
+  readonly processCpuMs?: number;
   readonly wallMs?: number;
 }
 
@@ -98,6 +100,7 @@ interface ProbeLine {
   max?: number;
   p99?: number;
   mainCpuMs?: number;
+  processCpuMs?: number;
 }
 
 export async function eventloopEngine(
@@ -257,7 +260,7 @@ async function mark(server: BenchServer, lines: () => ProbeLine[]): Promise<LagW
     if (marks.length > before) {
       const m = marks.at(-1)!;
       const previous = marks.at(-2)?.t ?? lines().find((l) => l.kind === "start")?.t ?? m.t;
-      return { max_ms: m.max ?? Number.NaN, p99_ms: m.p99 ?? Number.NaN, ...(m.count !== undefined ? { count: m.count } : {}), mainCpuMs: m.mainCpuMs ?? Number.NaN, wallMs: m.t - previous };
+      return { max_ms: m.max ?? Number.NaN, p99_ms: m.p99 ?? Number.NaN, ...(m.count !== undefined ? { count: m.count } : {}), mainCpuMs: m.mainCpuMs ?? Number.NaN, processCpuMs: m.processCpuMs ?? Number.NaN, wallMs: m.t - previous };
     }
     await sleep(50);
   }
@@ -293,6 +296,6 @@ export async function eventloopLine(
     engines,
     targetMaxMs: 50,
     note:
-      "max = the longest event-loop delay in the window (10 ms resolution). /metrics figures come from prom-client's histogram, reset at each scrape; it exists only from App.start and answers only while the server listens, so it cannot see a start-up that happens before listening. The probe (preloaded, SIGUSR2 marks) sees the whole process; its start-up window runs from the process's first moment to the \"serving\" line (module loading and transpiling by tsx included). On a shared machine a delay also includes time the process waited for a core: the main thread's CPU time in the window (probe) tells work on the loop from starvation.",
+      "max = the longest event-loop delay in the window (10 ms resolution). /metrics figures come from prom-client's histogram, reset at each scrape; it exists only from App.start and answers only while the server listens, so it cannot see a start-up that happens before listening. The probe (preloaded, SIGUSR2 marks) sees the whole process; its start-up window runs from the process's first moment to the \"serving\" line (module loading and transpiling by tsx included). On a shared machine a delay also includes time the process waited for a core: the CPU time in the window (probe: main thread, whole process) tells work from starvation — a delay with little CPU in the whole process is waiting for a core; the embedded engine's Go code runs on threads of its own while the main thread waits on it, so its blocks show in the process's CPU, not the main thread's.",
   };
 }
