@@ -94,11 +94,11 @@ export function opsMarkdown(ops: OpsLines): string[] {
       "",
       `## Event-loop delay (target: no block > ${e.targetMaxMs} ms)`,
       "",
-      "| engine | dataset | start-up s | start-up max / p99 ms (probe; main-thread CPU / wall ms) | longest start-up delays (s after spawn: ms, main-thread CPU ms, phase) | listening → serving: max ms | /metrics scrapes while starting | bulk items (subjects) | bulk ms | bulk max / p99 ms (/metrics) | bulk max / p99 ms (probe; main-thread CPU ms) | /healthz slowest ms |",
+      "| engine | dataset | start-up s | start-up max / p99 ms (probe; CPU main thread / process / wall ms) | longest start-up delays (s after spawn: ms, main-thread CPU ms in that 250 ms tick, phase) | listening → serving: max ms | /metrics scrapes while starting | bulk items (subjects) | bulk ms | bulk max / p99 ms (/metrics) | bulk max / p99 ms (probe; CPU main thread / process / wall ms) | /healthz slowest ms |",
       "|---|---|---|---|---|---|---|---|---|---|---|---|",
     );
     for (const x of e.engines) {
-      const lag = (l: LagWindow | undefined) => (l ? `${fmt(l.max_ms)} / ${fmt(l.p99_ms)}${l.mainCpuMs !== undefined ? ` (${fmt(l.mainCpuMs)}${l.wallMs !== undefined ? ` / ${fmt(l.wallMs)}` : ""})` : ""}` : "–");
+      const lag = (l: LagWindow | undefined) => (l ? `${fmt(l.max_ms)} / ${fmt(l.p99_ms)}${l.mainCpuMs !== undefined ? ` (${fmt(l.mainCpuMs)} / ${fmt(l.processCpuMs ?? Number.NaN)}${l.wallMs !== undefined ? ` / ${fmt(l.wallMs)}` : ""})` : ""}` : "–");
       const scrapes = x.startup.scrapes.length ? `${x.startup.scrapes.length}, max ${Math.max(...x.startup.scrapes.map((w) => w.max_ms))} ms` : "none (not listening before ready)";
       const ticks = x.startup.worstTicks.map((t) => `${(t.atMs / 1000).toFixed(1)}: ${t.max_ms}, ${t.mainCpuMs}, after "${t.after}"`).join("; ");
       const listening = x.startup.whileListening ? `${x.startup.whileListening.max_ms} (over ${(x.startup.whileListening.ms / 1000).toFixed(1)} s)` : "–";
