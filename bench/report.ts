@@ -94,8 +94,8 @@ export function opsMarkdown(ops: OpsLines): string[] {
       "",
       `## Event-loop delay (target: no block > ${e.targetMaxMs} ms)`,
       "",
-      "| engine | dataset | start-up s | start-up max / p99 ms (probe; CPU main thread / process / wall ms) | longest start-up delays (s after spawn: ms, main-thread CPU ms in that 250 ms tick, phase) | listening → serving: max ms | /metrics scrapes while starting | bulk items (subjects) | bulk ms | bulk max / p99 ms (/metrics) | bulk max / p99 ms (probe; CPU main thread / process / wall ms) | /healthz slowest ms |",
-      "|---|---|---|---|---|---|---|---|---|---|---|---|",
+      "| engine | dataset | start-up s | start-up max / p99 ms (probe; CPU main thread / process / wall ms) | longest start-up delays (s after spawn: ms, main-thread CPU ms in that 250 ms tick, phase) | listening → serving: max ms | /metrics scrapes while starting | bulk items (subjects) | bulk ms | bulk max / p99 ms (/metrics) | bulk max / p99 ms (probe; CPU main thread / process / wall ms) | longest delays in the bulk (s after the call: ms, CPU main thread / process ms in that tick) | /healthz slowest ms |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     );
     for (const x of e.engines) {
       const lag = (l: LagWindow | undefined) => (l ? `${fmt(l.max_ms)} / ${fmt(l.p99_ms)}${l.mainCpuMs !== undefined ? ` (${fmt(l.mainCpuMs)} / ${fmt(l.processCpuMs ?? Number.NaN)}${l.wallMs !== undefined ? ` / ${fmt(l.wallMs)}` : ""})` : ""}` : "–");
@@ -104,7 +104,7 @@ export function opsMarkdown(ops: OpsLines): string[] {
       const listening = x.startup.whileListening ? `${x.startup.whileListening.max_ms} (over ${(x.startup.whileListening.ms / 1000).toFixed(1)} s)` : "–";
       const settings = Object.entries(x.settings).map(([k, v]) => `${k}=${v}`).join(" ");
       out.push(
-        `| ${x.engine}${settings ? ` (${settings})` : ""} | scale ${x.datasetScale} (${x.relationships}) | ${(x.startup.servingMs / 1000).toFixed(1)} | ${lag(x.startup.probe)} | ${ticks} | ${listening} | ${scrapes} | ${x.bulk.items} (${x.bulk.distinctSubjects})${x.bulk.error ? ` ERROR ${x.bulk.error}` : ""} | ${fmt(x.bulk.ms)} | ${lag(x.bulk.metrics)} | ${lag(x.bulk.probe)} | ${fmt(x.bulk.healthz.maxMs)} |`,
+        `| ${x.engine}${settings ? ` (${settings})` : ""} | scale ${x.datasetScale} (${x.relationships}) | ${(x.startup.servingMs / 1000).toFixed(1)} | ${lag(x.startup.probe)} | ${ticks} | ${listening} | ${scrapes} | ${x.bulk.items} (${x.bulk.distinctSubjects})${x.bulk.error ? ` ERROR ${x.bulk.error}` : ""} | ${fmt(x.bulk.ms)} | ${lag(x.bulk.metrics)} | ${lag(x.bulk.probe)} | ${x.bulk.worstTicks.map((t) => `${(t.atMs / 1000).toFixed(1)}: ${t.max_ms}, ${t.mainCpuMs} / ${t.processCpuMs}`).join("; ")} | ${fmt(x.bulk.healthz.maxMs)} |`,
       );
     }
     out.push("", e.note, ...e.engines.map((x) => loadLine(`event-loop line, ${x.engine}`, x.loadavg.start, x.loadavg.end)));

@@ -76,6 +76,8 @@ export interface EventLoopEngine {
     readonly metrics?: LagWindow;
     readonly probe?: LagWindow;
     readonly healthz: { readonly asked: number; readonly maxMs: number };
+    /** The three longest delays of the 250 ms timeline during the call: ms after the call began, delay, CPU of the main thread and of the process in that tick. */
+    readonly worstTicks: Array<{ atMs: number; max_ms: number; mainCpuMs: number; processCpuMs: number }>;
   };
   /** Settings given to this server beyond the dataset's (e.g. SPICEDB_TIMEOUT_MS). */
   readonly settings: Record<string, string>;
@@ -196,6 +198,7 @@ export async function eventloopEngine(
     })();
     await scrape(server.baseUrl);
     await mark(server, probeLines);
+    const calledAt = Date.now();
     const t = performance.now();
     let allowed = 0;
     let itemErrors = 0;
@@ -212,6 +215,11 @@ export async function eventloopEngine(
     }
     const ms = round(performance.now() - t);
     const probe = await mark(server, probeLines);
+    const bulkTicks = probeLines()
+      .filter((l) => l.kind === "tick" && l.t > calledAt && l.t <= calledAt + ms + 300)
+      .sort((a, b) => (b.max ?? 0) - (a.max ?? 0))
+      .slice(0, 3)
+      .map((l) => ({ atMs: l.t - calledAt, max_ms: l.max ?? 0, mainCpuMs: l.mainCpuMs ?? Number.NaN, processCpuMs: l.processCpuMs ?? Number.NaN }));
     const metrics = await scrape(server.baseUrl).catch(() => undefined);
     healthzRunning = false;
     await healthz;
@@ -231,6 +239,7 @@ export async function eventloopEngine(
         ...(metrics ? { metrics } : {}),
         ...(probe ? { probe } : {}),
         healthz: { asked: health.asked, maxMs: round(health.maxMs) },
+        worstTicks: bulkTicks,
       },
       settings: Object.fromEntries(Object.entries(env).filter(([k]) => k !== "SPICEDB_BINARY")),
       loadavg: { start, end: loadavg() },
