@@ -14,7 +14,7 @@
  * Values in ms. Plain JS: it runs before tsx is loaded.
  */
 import { appendFileSync, readFileSync } from "node:fs";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import process from "node:process";
 import { setInterval } from "node:timers";
 
@@ -43,15 +43,24 @@ if (file) {
   };
   const cpuAt = { tick: mainCpuMs(), mark: mainCpuMs() };
   const processAt = { tick: processCpuMs(), mark: processCpuMs() };
-  const write = (kind, h) => {
+  const write = (kind, h, extra = {}) => {
     const cpu = mainCpuMs();
     const all = processCpuMs();
-    appendFileSync(file, `${JSON.stringify({ kind, t: Date.now(), pid: process.pid, ...stats(h), mainCpuMs: cpu - cpuAt[kind], processCpuMs: Math.round(all - processAt[kind]) })}\n`);
+    appendFileSync(file, `${JSON.stringify({ kind, t: Date.now(), pid: process.pid, ...stats(h), mainCpuMs: cpu - cpuAt[kind], processCpuMs: Math.round(all - processAt[kind]), ...extra })}\n`);
     cpuAt[kind] = cpu;
     processAt[kind] = all;
     h.reset();
   };
   appendFileSync(file, `${JSON.stringify({ kind: "start", t: Date.now(), pid: process.pid })}\n`);
-  setInterval(() => write("tick", tick), Number(process.env.BENCH_EVENTLOOP_TICK_MS ?? 250)).unref();
+  // lateMs: how late this tick itself ran. A reset between a block's end and the histogram's next
+  // sample loses that block from the histogram (Node skips the first delta after a reset); lateness cannot.
+  const every = Number(process.env.BENCH_EVENTLOOP_TICK_MS ?? 250);
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    const lateMs = Math.max(0, Math.round(now - last - every));
+    last = now;
+    write("tick", tick, { lateMs });
+  }, every).unref();
   process.on("SIGUSR2", () => write("mark", mark));
 }

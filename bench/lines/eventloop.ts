@@ -103,7 +103,12 @@ interface ProbeLine {
   p99?: number;
   mainCpuMs?: number;
   processCpuMs?: number;
+  /** Ticks only: how late the tick itself ran. */
+  lateMs?: number;
 }
+
+/** A tick's delay: its histogram's max, or its own lateness when a reset made the histogram miss a block. */
+const delay = (l: ProbeLine) => Math.max(l.max ?? 0, l.lateMs ?? 0);
 
 export async function eventloopEngine(
   dataset: Dataset,
@@ -169,16 +174,16 @@ export async function eventloopEngine(
     const startupMark = await mark(server, probeLines);
     const ticks = probeLines().filter((l) => l.kind === "tick" && l.t <= servingAt + 250);
     const worstTicks = [...ticks]
-      .sort((a, b) => (b.max ?? 0) - (a.max ?? 0))
+      .sort((a, b) => delay(b) - delay(a))
       .slice(0, 3)
       .map((t) => ({
         atMs: t.t - spawnedAt,
-        max_ms: t.max ?? 0,
+        max_ms: delay(t),
         mainCpuMs: t.mainCpuMs ?? Number.NaN,
-        after: log.filter((l) => l.t <= t.t - (t.max ?? 0)).at(-1)?.msg ?? "(before the first log line)",
+        after: log.filter((l) => l.t <= t.t - delay(t)).at(-1)?.msg ?? "(before the first log line)",
       }));
     const listeningTicks = listeningAt === undefined ? [] : ticks.filter((t) => t.t > listeningAt);
-    const whileListening = listeningAt === undefined ? undefined : { ms: servingAt - listeningAt, max_ms: Math.max(0, ...listeningTicks.map((t) => t.max ?? 0)) };
+    const whileListening = listeningAt === undefined ? undefined : { ms: servingAt - listeningAt, max_ms: Math.max(0, ...listeningTicks.map(delay)) };
     options.progress(`eventloop (${engine}): serving after ${((servingAt - spawnedAt) / 1000).toFixed(1)} s; start-up max delay ${startupMark?.max_ms} ms (probe), ${scrapes.length} scrapes while starting`);
 
     // The bulk check: distinct subjects where the sample allows.
@@ -217,9 +222,9 @@ export async function eventloopEngine(
     const probe = await mark(server, probeLines);
     const bulkTicks = probeLines()
       .filter((l) => l.kind === "tick" && l.t > calledAt && l.t <= calledAt + ms + 300)
-      .sort((a, b) => (b.max ?? 0) - (a.max ?? 0))
+      .sort((a, b) => delay(b) - delay(a))
       .slice(0, 3)
-      .map((l) => ({ atMs: l.t - calledAt, max_ms: l.max ?? 0, mainCpuMs: l.mainCpuMs ?? Number.NaN, processCpuMs: l.processCpuMs ?? Number.NaN }));
+      .map((l) => ({ atMs: l.t - calledAt, max_ms: delay(l), mainCpuMs: l.mainCpuMs ?? Number.NaN, processCpuMs: l.processCpuMs ?? Number.NaN }));
     const metrics = await scrape(server.baseUrl).catch(() => undefined);
     healthzRunning = false;
     await healthz;
@@ -305,6 +310,6 @@ export async function eventloopLine(
     engines,
     targetMaxMs: 50,
     note:
-      "max = the longest event-loop delay in the window (10 ms resolution). /metrics figures come from prom-client's histogram, reset at each scrape; it exists only from App.start and answers only while the server listens, so it cannot see a start-up that happens before listening. The probe (preloaded, SIGUSR2 marks) sees the whole process; its start-up window runs from the process's first moment to the \"serving\" line (module loading and transpiling by tsx included). On a shared machine a delay also includes time the process waited for a core: the CPU time in the window (probe: main thread, whole process) tells work from starvation — a delay with little CPU in the whole process is waiting for a core; the embedded engine's Go code runs on threads of its own while the main thread waits on it, so its blocks show in the process's CPU, not the main thread's.",
+      "max = the longest event-loop delay in the window (10 ms resolution). /metrics figures come from prom-client's histogram, reset at each scrape; it exists only from App.start and answers only while the server listens, so it cannot see a start-up that happens before listening. The probe (preloaded, SIGUSR2 marks) sees the whole process; its start-up window runs from the process's first moment to the \"serving\" line (module loading and transpiling by tsx included). On a shared machine a delay also includes time the process waited for a core: the CPU time in the window (probe: main thread, whole process) tells work from starvation. Resetting a monitorEventLoopDelay histogram drops its next sample, so a reset that lands between a block's end and that sample (a scrape, a mark, a tick) can lose the block from that histogram: the timeline also records each tick's own lateness and ranks ticks by the larger of the two — a delay with little CPU in the whole process is waiting for a core; the embedded engine's Go code runs on threads of its own while the main thread waits on it, so its blocks show in the process's CPU, not the main thread's.",
   };
 }
