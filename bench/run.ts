@@ -27,15 +27,16 @@
  *    also printed), with the machine's load average before and after each line.
  *
  * Each sharegraph server first gets one write through the API (a group
- * created, deleted at the end): reads are pinned to the snapshot of the
- * newest write the process applied, and without one (a restart with the
- * datastore kept and nothing written since) the decision cache and SpiceDB's
- * revision-keyed caches go unused. BENCH_PIN_WRITE=0 measures that quiet state.
+ * created, deleted at the end). It was needed before sharegraph took a read
+ * snapshot at start-up itself (without one, a restart with the datastore kept
+ * and nothing written since left the decision cache unused);
+ * BENCH_PIN_WRITE=0 measures without it.
  *
  * Other knobs: BENCH_SECONDS (time limit per timed line, default 30),
  * BENCH_AGREEMENT (pairs compared before timing, default 2,000),
  * BENCH_SERVER_<NAME> (sets <NAME> in the servers' environment),
- * BENCH_LINES (comma list of spicedb, alone, cte, embedded; default all),
+ * BENCH_LINES (comma list of spicedb, alone, cte, embedded, writes, startup,
+ * eventloop; default all; the last three: bench/lines/ops.ts),
  * SPICEDB_BINARY (default .spicedb/bin/spicedb), BENCH_DATABASE_URL (the
  * Postgres server, default postgres://postgres@127.0.0.1:5432/postgres).
  */
@@ -50,8 +51,9 @@ import { sliceSample } from "./lib/sample.js";
 import { answers } from "./lines/checks.js";
 import { cteSession, type CteSession } from "./lines/cte-line.js";
 import { engineAloneSession, type EngineAloneSession } from "./lines/engine-alone.js";
+import { opsLines } from "./lines/ops.js";
 import { sharegraphSession, type SharegraphSession } from "./lines/sharegraph.js";
-import { checkTable, loadLine, lookupTable, type CheckRow } from "./report.js";
+import { checkTable, loadLine, lookupTable, opsMarkdown, type CheckRow } from "./report.js";
 
 const env = process.env;
 const scale = scaleFromEnv();
@@ -59,7 +61,7 @@ const seconds = Number(env["BENCH_SECONDS"] ?? 30);
 const concurrency = Number(env["BENCH_CLIENTS"] ?? 64);
 const cteClients = (env["BENCH_CTE_CLIENTS"] ?? "16,64").split(",").map(Number);
 const embeddedSetting = env["BENCH_EMBEDDED_SCALE"] ?? String(Math.min(scale, 0.1));
-const lines = new Set((env["BENCH_LINES"] ?? "spicedb,alone,cte,embedded").split(",").map((s) => s.trim()));
+const lines = new Set((env["BENCH_LINES"] ?? "spicedb,alone,cte,embedded,writes,startup,eventloop").split(",").map((s) => s.trim()));
 const name = env["BENCH_NAME"] ?? `scale-${scale}`;
 const binary = env["SPICEDB_BINARY"] ?? DEFAULT_SPICEDB_BINARY;
 const resultsDir = new URL("./results/", import.meta.url);
@@ -101,6 +103,8 @@ if (lines.has("embedded") && embeddedSetting !== "off") {
   await reference.close();
   embedded = { ...session, agreementWithCte: compareAnswers(sliceSample(small.sample).agreement, session.agreementAnswers, cteAnswers), dataset: { databaseName: small.databaseName, scale: small.scale, counts: small.counts } };
 }
+
+const ops = await opsLines({ dataset, lines, binary: spicedbAvailable ? binary : undefined, seconds, embeddedSetting, name, resultsDir, progress, notes });
 
 // Agreement: sharegraph (supervised engine, else embedded on this dataset) is the reference.
 const reference = supervised?.agreementAnswers ?? (embedded && embedded.datasetScale === scale ? embedded.agreementAnswers : undefined);
@@ -152,7 +156,7 @@ const report = {
     sample: { size: dataset.sample.length, agreement: slices.agreement.length, singleCold: slices.singleCold.length, concurrentCold: slices.concurrentCold.length, warmSet: slices.warm.length },
   },
   agreement,
-  lines: { sharegraphSpicedb: strip(supervised), spicedbAlone: strip(alone), spicedbAloneMinimizeLatency: strip(aloneLatency), cte: strip(cte), sharegraphEmbedded: strip(embedded) },
+  lines: { sharegraphSpicedb: strip(supervised), spicedbAlone: strip(alone), spicedbAloneMinimizeLatency: strip(aloneLatency), cte: strip(cte), sharegraphEmbedded: strip(embedded), ...ops },
   gatewayOverhead: overhead,
   notes,
 };
@@ -206,6 +210,8 @@ const md = [
   ...[supervised, embedded].filter((x) => x !== undefined).map((x) => `- ${x.engine}: ${x.pinWrite.made ? `one write through the API right after start (${x.pinWrite.ms} ms) pinned the reads` : "no write after start (reads not pinned unless the start rebuilt the index)"}; decision cache ${JSON.stringify(x.decisionCache)}`),
   ...(supervised ? [`- supervised SpiceDB: serving after ${(supervised.startMs / 1000).toFixed(1)} s${supervised.rebuiltRelationships ? " (including a rebuild of the datastore)" : " (datastore kept, outbox drained)"}; RSS gateway ${supervised.rssAfter.gatewayMb} MB, SpiceDB ${supervised.rssAfter.childrenMb} MB after the lines`] : []),
   ...(embedded ? [`- embedded (scale ${embedded.datasetScale}, ${embedded.dataset.counts.relationships} relationships): serving after ${(embedded.startMs / 1000).toFixed(1)} s; RSS ${embedded.rssAfter.gatewayMb} MB after the lines`] : []),
+  "",
+  ...opsMarkdown(ops),
   "",
   "## Load",
   loadLine("whole run", loadStart, report.machine.loadavgEnd),
