@@ -51,7 +51,7 @@ describe("issue 8: the embedded engine's thread, through the server", () => {
     expect(answer.results.map((r) => r.allowed)).toEqual(items.map((_, i) => i % 2 === 0));
   });
 
-  it("a thread that dies: health NOT_SERVING (spicedb unreachable), checks UNAVAILABLE, and the server still stops cleanly", async () => {
+  it("a thread that dies: health NOT_SERVING (spicedb down), checks UNAVAILABLE, and the server still stops cleanly", async () => {
     const clients = server.clients();
     await clients.directory.createUser({ actor: "admin", userId: "alice", email: "alice@acme.example" });
     await clients.directory.createOrganization({ actor: "admin", organizationId: "acme", name: "Acme", adminUserIds: ["alice"] });
@@ -61,7 +61,7 @@ describe("issue 8: the embedded engine's thread, through the server", () => {
     await server.app.embeddedThread?.kill();
     const health = await fetch(`${server.baseUrl}/healthz`);
     expect(health.status).toBe(503);
-    expect(await health.text()).toBe("NOT_SERVING: spicedb unreachable\n");
+    expect(await health.text()).toBe("NOT_SERVING: spicedb down\n");
     // Another subject: the decision cache cannot answer for the engine.
     const refused = await clients.permission.checkPermission({ ...question, subject: { type: "user", id: "bob", relation: "" } }).catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(ConnectError);
