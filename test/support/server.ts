@@ -43,6 +43,12 @@ export interface TestServerOptions {
 }
 
 /** A real sharegraph on a free port, with a fresh database and an embedded SpiceDB. */
+/** Whether this environment selects the embedded engine (SPICEDB_EMBEDDED_THREAD is refused with the others). */
+function embedded(env: Record<string, string> = {}): boolean {
+  const engine = env["SHAREGRAPH_ENGINE"];
+  return engine === "embedded" || (engine === undefined && !env["SPICEDB_ENDPOINT"]);
+}
+
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const fresh = options.database ? { target: options.database, dispose: async () => {} } : await freshTarget();
   const config = loadConfig({
@@ -53,7 +59,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     // loaded machine adds up over a suite of servers (measured on four API files: a third to a half slower at load 7-13 on 2 cores). The thread has
     // its own tests (test/engine/threaded.test.ts, test/app-thread.test.ts, main.test.ts's
     // processes); TEST_EMBEDDED_THREAD=true runs every test server with it.
-    SPICEDB_EMBEDDED_THREAD: process.env["TEST_EMBEDDED_THREAD"] ?? "false",
+    ...(embedded(options.env) ? { SPICEDB_EMBEDDED_THREAD: process.env["TEST_EMBEDDED_THREAD"] ?? "false" } : {}),
     OUTBOX_POLL_MS: "200",
     ...options.env,
   });
