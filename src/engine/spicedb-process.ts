@@ -46,6 +46,8 @@ export interface SpiceDbServeOptions {
   readonly maxUpdatesPerWrite: number;
   /** Postgres connections SpiceDB may open for reads; writes get half, at least WRITE_POOL_MIN. */
   readonly poolSize: number;
+  /** More `spicedb serve` flags, after ours (the last of a repeated flag wins): benchmarks and profiles. */
+  readonly extraArgs?: readonly string[];
 }
 
 export interface SupervisionOptions {
@@ -98,6 +100,7 @@ export function serveArgs(o: SpiceDbServeOptions): string[] {
     // The dispatch and namespace caches are on by default in `serve`; they stay on.
     "--log-format=json",
     "--log-level=info",
+    ...(o.extraArgs ?? []),
   ];
 }
 
