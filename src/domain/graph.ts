@@ -89,6 +89,12 @@ export const derive: Derivations = {
     rel("partnership", r.id, "partner", "organization", r.partner_organization_id),
   ],
   partner_shares: (r) => [rel(r.kind, r.content_id, "partner_share", "partnership", r.partnership_id)],
+  channel_partnerships: (r) => [
+    rel("organization", r.customer_organization_id, "channel_partnership", "channel_partnership", r.id),
+    rel("channel_partnership", r.id, "customer", "organization", r.customer_organization_id),
+    rel("channel_partnership", r.id, "partner", "organization", r.partner_organization_id),
+  ],
+  channel_partner_users: (r) => [rel("channel_partnership", r.channel_partnership_id, "partner_user", "user", r.user_id)],
   partner_invitations: () => [],
   partner_invitation_items: () => [],
   partner_domain_claims: () => [],

@@ -51,6 +51,10 @@ export const REFERENCES: ReadonlyArray<Reference> = [
   { table: "partner_domain_claims", column: "owner_organization_id", parent: "organizations" },
   { table: "partner_domain_claims", column: "invitation_id", parent: "partner_invitations" },
   { table: "partner_domain_claims", column: "partnership_id", parent: "partnerships" },
+  { table: "channel_partnerships", column: "customer_organization_id", parent: "organizations" },
+  { table: "channel_partnerships", column: "partner_organization_id", parent: "organizations" },
+  { table: "channel_partner_users", column: "channel_partnership_id", parent: "channel_partnerships" },
+  { table: "channel_partner_users", column: "user_id", parent: "users" },
 ];
 
 export interface Reference {

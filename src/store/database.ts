@@ -140,6 +140,21 @@ export interface PartnerSharesTable {
   created_at: CreatedAt;
 }
 
+/** Channel partners [004]: a customer organization and one channel-partner organization. */
+export interface ChannelPartnershipsTable {
+  id: string;
+  customer_organization_id: string;
+  partner_organization_id: string;
+  created_at: CreatedAt;
+}
+
+/** A user of the partner organization the customer added (R20). */
+export interface ChannelPartnerUsersTable {
+  channel_partnership_id: string;
+  user_id: string;
+  created_at: CreatedAt;
+}
+
 export type InvitationStatus = "pending" | "accepted" | "revoked" | "expired";
 
 export interface PartnerInvitationsTable {
@@ -234,6 +249,8 @@ export interface Database {
   partner_invitations: PartnerInvitationsTable;
   partner_invitation_items: PartnerInvitationItemsTable;
   partner_domain_claims: PartnerDomainClaimsTable;
+  channel_partnerships: ChannelPartnershipsTable;
+  channel_partner_users: ChannelPartnerUsersTable;
   notifications: NotificationsTable;
   outbox: OutboxTable;
   server_keys: ServerKeysTable;
