@@ -14,6 +14,7 @@ import { OrganizationsRepo } from "./organizations.js";
 import { OutboxRepo } from "./outbox.js";
 import { PartnersRepo } from "./partners.js";
 import { ServerKeysRepo } from "./server-keys.js";
+import { ServicesRepo } from "./services.js";
 import { UsersRepo } from "./users.js";
 import { WorkspacesRepo } from "./workspaces.js";
 
@@ -29,6 +30,7 @@ export class Repositories {
   readonly grants: GrantsRepo;
   readonly partners: PartnersRepo;
   readonly channelPartners: ChannelPartnersRepo;
+  readonly services: ServicesRepo;
   readonly notifications: NotificationsRepo;
   readonly outbox: OutboxRepo;
   readonly serverKeys: ServerKeysRepo;
@@ -44,6 +46,7 @@ export class Repositories {
     this.grants = new GrantsRepo(db);
     this.partners = new PartnersRepo(db);
     this.channelPartners = new ChannelPartnersRepo(db);
+    this.services = new ServicesRepo(db);
     this.notifications = new NotificationsRepo(db);
     this.outbox = new OutboxRepo(db);
     this.serverKeys = new ServerKeysRepo(db);
