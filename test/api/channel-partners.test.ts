@@ -429,3 +429,11 @@ describe("R40/R41: who may act", () => {
     await refusal(server.clients("connect", null).partner.listCustomers({ userId: w.nina }), Code.Unauthenticated, /./);
   });
 });
+
+describe("the permission index follows Postgres", () => {
+  it("after every scenario above, reconcile finds no drift: each change wrote exactly the relationships its rows imply", async () => {
+    const r = await c.admin.reconcile({ dryRun: true });
+    expect({ missing: r.missing, extra: r.extra, examples: [...r.missingExamples, ...r.extraExamples] }).toEqual({ missing: 0, extra: 0, examples: [] });
+  });
+});
+

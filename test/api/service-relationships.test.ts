@@ -227,6 +227,18 @@ describe("R31: granting and revoking many users on many accounts", () => {
   });
 });
 
+describe("the permission index follows Postgres", () => {
+  // Before the 10,000-user scenario, whose users are generated in bulk below the API (no relationships).
+  it("after the scenarios above, reconcile finds no drift: each change wrote exactly the relationships its rows imply", async () => {
+    const w = await world("rec");
+    await wrote(c.serviceRelationship.grantAccountAccess({ actor: w.eve, serviceId: w.svc, accountIds: [w.a1, w.a2], userIds: [w.uma, w.una] }));
+    await wrote(c.serviceRelationship.setServiceAccounts({ actor: w.pete, serviceId: w.svc, accounts: [{ accountId: w.a1, name: "" }] }));
+    await wrote(c.serviceRelationship.endService({ actor: w.pete, serviceId: w.svc }));
+    const r = await c.admin.reconcile({ dryRun: true });
+    expect({ missing: r.missing, extra: r.extra, examples: [...r.missingExamples, ...r.extraExamples] }).toEqual({ missing: 0, extra: 0, examples: [] });
+  });
+});
+
 describe("R32: the assignable-users list", () => {
   it("R32: current access counts the selected accounts; GRANT leaves out users holding all, REVOKE users holding none; search by name or email", async () => {
     const w = await world("asg");

@@ -936,7 +936,7 @@ export type ListCustomersResponse = Message<"sharegraph.v1.ListCustomersResponse
   nextPageToken: string;
 
   /**
-   * The snapshot the page was answered at.
+   * The snapshot the page was answered at; empty when the page is empty.
    *
    * @generated from field: string consistency_token = 3;
    */
