@@ -118,6 +118,17 @@ describe("R20: adding channel-partner users", () => {
     for (const u of [w.nina, w.nate, w.nadia]) expect(await views(u, w.contoso)).toBe(true);
   });
 
+  it("R21: concurrent adds of users of the same organization make one row of the table, with both counted", async () => {
+    const w = await world("race");
+    const [a, b] = await Promise.all([
+      c.partner.addChannelPartnerUsers({ actor: w.cara, customerOrganizationId: w.contoso, email: w.email(w.nina) }),
+      c.partner.addChannelPartnerUsers({ actor: w.colin, customerOrganizationId: w.contoso, partnerOrganizationId: w.northwind, userIds: [w.nate] }),
+    ]);
+    expect([...a.addedUserIds, ...b.addedUserIds].sort()).toEqual([w.nate, w.nina].sort());
+    expect(await table(w.contoso)).toEqual([{ id: w.northwind, addedUsers: 2, channelPartner: true }]);
+    for (const [u, t] of [[w.nina, a.consistencyToken], [w.nate, b.consistencyToken]] as const) expect(await views(u, w.contoso, t)).toBe(true);
+  });
+
   it("R20: refuses an actor who is not an active member of the customer organization, naming what to do", async () => {
     const w = await world("act");
     for (const actor of [w.olga, w.nina]) {
