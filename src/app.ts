@@ -10,6 +10,7 @@ import { deadlineInterceptor } from "./api/deadline.js";
 import { FrontDoor } from "./api/front-door.js";
 import { directoryService } from "./api/directory-service.js";
 import { partnerService } from "./api/partner-service.js";
+import { serviceRelationshipService } from "./api/service-relationship-service.js";
 import { HealthStatus, healthService } from "./api/health.js";
 import { observeInterceptor, rpcMetrics } from "./api/observe.js";
 import { permissionService } from "./api/permission-service.js";
@@ -24,7 +25,9 @@ import { EmailDomains } from "./domain/email-domains.js";
 import { Explainer } from "./domain/explain.js";
 import { IndexMaintenance } from "./domain/index-maintenance.js";
 import { NotificationLog } from "./domain/notification-log.js";
+import { ChannelPartners, MAX_CHANNEL_PARTNER_USERS_PER_CALL } from "./domain/channel-partners.js";
 import { Partners } from "./domain/partners.js";
+import { SERVICE_LIMITS, ServiceRelationships } from "./domain/service-relationships.js";
 import { CURSOR_MAC_PURPOSE, LookupCursors } from "./domain/lookup-pages.js";
 import { Permissions } from "./domain/permissions.js";
 import { Sharing } from "./domain/sharing.js";
@@ -123,6 +126,8 @@ export interface Domain {
   readonly catalog: ContentCatalog;
   readonly sharing: Sharing;
   readonly partners: Partners;
+  readonly channelPartners: ChannelPartners;
+  readonly serviceRelationships: ServiceRelationships;
   readonly notifications: NotificationLog;
   readonly dispatcher: NotificationDispatcher | undefined;
   readonly index: IndexMaintenance;
@@ -237,10 +242,12 @@ export class App {
       acceptUrl: config.partners.acceptUrl,
       invitationTokens,
     });
+    const channelPartners = new ChannelPartners({ store, writer, authz, permissions, maxUsersPerCall: MAX_CHANNEL_PARTNER_USERS_PER_CALL });
+    const serviceRelationships = new ServiceRelationships({ store, writer, authz, limits: SERVICE_LIMITS });
     const notifications = new NotificationLog(store);
     const dispatcher = this.#createDispatcher(store, invitationTokens);
     const index = new IndexMaintenance(store, engine, applier, tokens, schema);
-    this.domain = { store, engine, directory, permissions, explainer, catalog, sharing, partners, notifications, dispatcher, index, applier, tokens };
+    this.domain = { store, engine, directory, permissions, explainer, catalog, sharing, partners, channelPartners, serviceRelationships, notifications, dispatcher, index, applier, tokens };
 
     // The index is prepared after create() returns: start() can listen meanwhile,
     // health NOT_SERVING and reads refused by the gate, so a long rebuild is visible.
@@ -401,7 +408,7 @@ export class App {
     const metrics = rpcMetrics(this.metrics);
     collectDefaultMetrics({ register: this.metrics });
     if (this.domain.engine instanceof DecisionCachingEngine) decisionCacheMetrics(this.metrics, this.domain.engine.stats);
-    const { directory, permissions, explainer, catalog, sharing, partners, notifications, index } = this.domain;
+    const { directory, permissions, explainer, catalog, sharing, partners, channelPartners, serviceRelationships, notifications, index } = this.domain;
     const keys = new ApiKeys(this.apiKeys.keys);
     const apiLog = this.log.child({ component: "api" });
     const frontDoor = new FrontDoor({
@@ -409,7 +416,8 @@ export class App {
         permission: permissionService(permissions, explainer),
         directory: directoryService(directory, this.config.limits.maxListPageSize),
         content: contentService(catalog, sharing),
-        partner: partnerService(partners),
+        partner: partnerService(partners, channelPartners, this.config.limits),
+        serviceRelationship: serviceRelationshipService(serviceRelationships, this.config.limits.maxListPageSize),
         admin: adminService(index, notifications, this.config.limits.maxListPageSize),
         health: endWatchOnDrain(healthService(this.health), this.#draining.signal),
       }),

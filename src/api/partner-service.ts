@@ -1,12 +1,14 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { invalid } from "../domain/errors.js";
 import { optionalId, requireId } from "../domain/ids.js";
+import type { ChannelPartners } from "../domain/channel-partners.js";
 import type { InvitationView, Partners } from "../domain/partners.js";
 import type { ObjectRef as DomainRef } from "../engine/engine.js";
+import type { ChannelPartnerSummary, PartnerOrgUser } from "../store/channel-partners.js";
 import type { PartnerSummary } from "../store/partners.js";
 import type { ObjectRef } from "../gen/sharegraph/v1/common_pb.js";
 import type { PartnerService } from "../gen/sharegraph/v1/partner_service_pb.js";
-import { actor, timestamp } from "./parse.js";
+import { actor, freshness, nextPageToken, page, timestamp } from "./parse.js";
 
 const toPartner = (p: PartnerSummary) => ({
   organizationId: p.partnership.partner_organization_id,
@@ -28,6 +30,29 @@ const toInvitation = (v: InvitationView) => ({
   partnerOrganizationId: v.row.partner_organization_id ?? "",
 });
 
+const toChannelPartner = (p: ChannelPartnerSummary) => ({
+  organizationId: p.partnership.partner_organization_id,
+  organizationName: p.partner_name,
+  addedUsers: p.added_users,
+  channelPartner: p.channel_partner,
+  since: timestamp(p.partnership.created_at),
+});
+
+const toPartnerOrgUser = (u: PartnerOrgUser) => ({ userId: u.id, email: u.email, displayName: u.display_name, selected: u.selected });
+
+function userIds(field: string, ids: readonly string[]): string[] {
+  return ids.map((id, i) => requireId(`${field}[${i}]`, id));
+}
+
+/** ListCustomers pages with the permission index's signed lookup cursor, passed through as it is. */
+function lookupPage(request: { pageSize: number; pageToken: string } | undefined, maxPageSize: number): { limit: number; cursor?: string } {
+  const limit = request?.pageSize || 100;
+  if (limit > maxPageSize) throw invalid("page.page_size", `at most ${maxPageSize}`);
+  const token = request?.pageToken ?? "";
+  if (token.length > 8192) throw invalid("page.page_token", "not a page token of this listing; start again without one");
+  return token ? { limit, cursor: token } : { limit };
+}
+
 function items(field: string, refs: readonly ObjectRef[]): DomainRef[] {
   return refs.map((r, i) => {
     if (!r.type) throw invalid(`${field}[${i}].type`, "is required (report or board)");
@@ -35,7 +60,12 @@ function items(field: string, refs: readonly ObjectRef[]): DomainRef[] {
   });
 }
 
-export function partnerService(partners: Partners): ServiceImpl<typeof PartnerService> {
+export function partnerService(
+  partners: Partners,
+  channelPartners: ChannelPartners,
+  limits: { maxListPageSize: number; maxLookupPageSize: number },
+): ServiceImpl<typeof PartnerService> {
+  const maxPageSize = Math.min(limits.maxListPageSize, limits.maxLookupPageSize - 1);
   return {
     async invitePartner(req) {
       const c = await partners.invite(actor(req.actor), requireId("owner_organization_id", req.ownerOrganizationId), {
@@ -85,6 +115,75 @@ export function partnerService(partners: Partners): ServiceImpl<typeof PartnerSe
         requireId("partner_organization_id", req.partnerOrganizationId),
       );
       return { consistencyToken: c.token };
+    },
+
+    // ---- channel partners [004] ----
+    async addChannelPartnerUsers(req) {
+      const c = await channelPartners.add(actor(req.actor), requireId("customer_organization_id", req.customerOrganizationId), {
+        email: req.email.trim() || undefined,
+        partnerOrganizationId: optionalId("partner_organization_id", req.partnerOrganizationId),
+        userIds: userIds("user_ids", req.userIds),
+      });
+      return { partner: toChannelPartner(c.value.partner), addedUserIds: c.value.added, consistencyToken: c.token };
+    },
+    async listChannelPartners(req) {
+      const result = await channelPartners.list(
+        requireId("customer_organization_id", req.customerOrganizationId),
+        req.query.trim(),
+        page(req.page, limits.maxListPageSize),
+      );
+      return { partners: result.items.map(toChannelPartner), nextPageToken: nextPageToken(result.next) };
+    },
+    async listChannelPartnerUsers(req) {
+      const result = await channelPartners.listUsers(
+        requireId("customer_organization_id", req.customerOrganizationId),
+        requireId("partner_organization_id", req.partnerOrganizationId),
+        req.query.trim(),
+        page(req.page, limits.maxListPageSize),
+      );
+      return {
+        ...(result.partner ? { partner: toChannelPartner(result.partner) } : {}),
+        users: result.users.items.map(toPartnerOrgUser),
+        nextPageToken: nextPageToken(result.users.next),
+      };
+    },
+    async setChannelPartnerUsers(req) {
+      const c = await channelPartners.setUsers(
+        actor(req.actor),
+        requireId("customer_organization_id", req.customerOrganizationId),
+        requireId("partner_organization_id", req.partnerOrganizationId),
+        userIds("user_ids", req.userIds),
+        { limit: 100 },
+      );
+      return {
+        partner: toChannelPartner(c.value.partner),
+        addedUserIds: c.value.added,
+        removedUserIds: c.value.removed,
+        users: c.value.users.items.map(toPartnerOrgUser),
+        nextPageToken: nextPageToken(c.value.users.next),
+        consistencyToken: c.token,
+      };
+    },
+    async removeChannelPartner(req) {
+      const c = await channelPartners.remove(
+        actor(req.actor),
+        requireId("customer_organization_id", req.customerOrganizationId),
+        requireId("partner_organization_id", req.partnerOrganizationId),
+      );
+      return { removedUserIds: c.value.removed, consistencyToken: c.token };
+    },
+    async listCustomers(req, ctx) {
+      const result = await channelPartners.customers(
+        requireId("user_id", req.userId),
+        lookupPage(req.page, maxPageSize),
+        freshness(req.consistency),
+        ctx.signal,
+      );
+      return {
+        customers: result.customers.map((c) => ({ organizationId: c.id, organizationName: c.name })),
+        nextPageToken: result.next ?? "",
+        consistencyToken: result.token,
+      };
     },
   };
 }

@@ -89,6 +89,23 @@ export const derive: Derivations = {
     rel("partnership", r.id, "partner", "organization", r.partner_organization_id),
   ],
   partner_shares: (r) => [rel(r.kind, r.content_id, "partner_share", "partnership", r.partnership_id)],
+  channel_partnerships: (r) => [
+    rel("organization", r.customer_organization_id, "channel_partnership", "channel_partnership", r.id),
+    rel("channel_partnership", r.id, "customer", "organization", r.customer_organization_id),
+    rel("channel_partnership", r.id, "partner", "organization", r.partner_organization_id),
+  ],
+  channel_partner_users: (r) => [rel("channel_partnership", r.channel_partnership_id, "partner_user", "user", r.user_id)],
+  accounts: (r) => [rel("account", r.id, "owner", "organization", r.owner_organization_id)],
+  services: (r) => [
+    rel("service", r.id, "provider", "organization", r.provider_organization_id),
+    // R33: the consumer link exists only while the service is active.
+    ...(r.ended_at === null ? [rel("service", r.id, "consumer", "entity", r.consumer_entity_id)] : []),
+  ],
+  service_accounts: (r) => [
+    rel("service_account", r.id, "service", "service", r.service_id),
+    rel("account", r.account_id, "service_link", "service_account", r.id),
+  ],
+  account_assignments: (r) => [rel("service_account", r.service_account_id, "assignee", "user", r.user_id)],
   partner_invitations: () => [],
   partner_invitation_items: () => [],
   partner_domain_claims: () => [],

@@ -87,3 +87,31 @@ export function removedMail(input: { to: string; ownerName: string; partnerOrgan
     body: `${input.ownerName} removed ${input.partnerOrganization} as a partner: the reports and boards it shared are no longer available.`,
   };
 }
+
+/** R23: a channel-partner user was given access to a customer's insights. */
+export function channelPartnerAddedMail(input: { to: string; customerName: string; partnerOrganization: string }): NotificationInput {
+  return {
+    kind: "channel_partner_added",
+    recipient: input.to,
+    subject: `${input.customerName} gave you partner access to its insights`,
+    body: [
+      `${input.customerName} added you, as a user of ${input.partnerOrganization}, as a partner.`,
+      "You can now view its metrics and insights on your Partner Dashboard.",
+      `Access lasts while you belong to ${input.partnerOrganization} and it is a channel partner.`,
+    ].join("\n"),
+  };
+}
+
+/** R23: a channel-partner user's access to a customer's insights ended; nothing more about that customer follows. */
+export function channelPartnerRemovedMail(input: { to: string; customerName: string; partnerOrganization: string }): NotificationInput {
+  return {
+    kind: "channel_partner_removed",
+    recipient: input.to,
+    subject: `${input.customerName} removed your partner access`,
+    body: [
+      `${input.customerName} removed your partner access (as a user of ${input.partnerOrganization}).`,
+      "Its insights are no longer on your Partner Dashboard, and you will receive no more notifications about its data.",
+      "Your own dashboards, insights and data are unchanged.",
+    ].join("\n"),
+  };
+}

@@ -51,6 +51,17 @@ export const REFERENCES: ReadonlyArray<Reference> = [
   { table: "partner_domain_claims", column: "owner_organization_id", parent: "organizations" },
   { table: "partner_domain_claims", column: "invitation_id", parent: "partner_invitations" },
   { table: "partner_domain_claims", column: "partnership_id", parent: "partnerships" },
+  { table: "channel_partnerships", column: "customer_organization_id", parent: "organizations" },
+  { table: "channel_partnerships", column: "partner_organization_id", parent: "organizations" },
+  { table: "channel_partner_users", column: "channel_partnership_id", parent: "channel_partnerships" },
+  { table: "channel_partner_users", column: "user_id", parent: "users" },
+  { table: "accounts", column: "owner_organization_id", parent: "organizations" },
+  { table: "services", column: "provider_organization_id", parent: "organizations" },
+  { table: "services", column: "consumer_entity_id", parent: "entities" },
+  { table: "service_accounts", column: "service_id", parent: "services" },
+  { table: "service_accounts", column: "account_id", parent: "accounts" },
+  { table: "account_assignments", column: "service_account_id", parent: "service_accounts" },
+  { table: "account_assignments", column: "user_id", parent: "users" },
 ];
 
 export interface Reference {

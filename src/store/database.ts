@@ -140,6 +140,54 @@ export interface PartnerSharesTable {
   created_at: CreatedAt;
 }
 
+/** Channel partners [004]: a customer organization and one channel-partner organization. */
+export interface ChannelPartnershipsTable {
+  id: string;
+  customer_organization_id: string;
+  partner_organization_id: string;
+  created_at: CreatedAt;
+}
+
+/** A user of the partner organization the customer added (R20). */
+export interface ChannelPartnerUsersTable {
+  channel_partnership_id: string;
+  user_id: string;
+  created_at: CreatedAt;
+}
+
+/** An account owned by a (provider) organization [002]. */
+export interface AccountsTable {
+  id: string;
+  owner_organization_id: string;
+  name: string;
+  created_at: CreatedAt;
+}
+
+/** A service relationship [002]: provider organization → consumer entity; ended_at set once ended. */
+export interface ServicesTable {
+  id: string;
+  name: string;
+  provider_organization_id: string;
+  consumer_entity_id: string;
+  ended_at: Date | null;
+  created_at: CreatedAt;
+}
+
+/** An account included in a service; id "<service_id>/<account_id>". */
+export interface ServiceAccountsTable {
+  id: string;
+  service_id: string;
+  account_id: string;
+  created_at: CreatedAt;
+}
+
+/** A user of the consumer entity assigned to an account of a service (R31). */
+export interface AccountAssignmentsTable {
+  service_account_id: string;
+  user_id: string;
+  created_at: CreatedAt;
+}
+
 export type InvitationStatus = "pending" | "accepted" | "revoked" | "expired";
 
 export interface PartnerInvitationsTable {
@@ -234,6 +282,12 @@ export interface Database {
   partner_invitations: PartnerInvitationsTable;
   partner_invitation_items: PartnerInvitationItemsTable;
   partner_domain_claims: PartnerDomainClaimsTable;
+  channel_partnerships: ChannelPartnershipsTable;
+  channel_partner_users: ChannelPartnerUsersTable;
+  accounts: AccountsTable;
+  services: ServicesTable;
+  service_accounts: ServiceAccountsTable;
+  account_assignments: AccountAssignmentsTable;
   notifications: NotificationsTable;
   outbox: OutboxTable;
   server_keys: ServerKeysTable;

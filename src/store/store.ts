@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from "kysely";
 import { cascadeDelete, type CascadeResult } from "./cascade.js";
+import { ChannelPartnersRepo } from "./channel-partners.js";
 import { openDatabase, ping, type DatabaseTarget, type OpenDatabase } from "./connect.js";
 import type { Database, Row, TableName } from "./database.js";
 import { ContentRepo, FoldersRepo } from "./content.js";
@@ -13,6 +14,7 @@ import { OrganizationsRepo } from "./organizations.js";
 import { OutboxRepo } from "./outbox.js";
 import { PartnersRepo } from "./partners.js";
 import { ServerKeysRepo } from "./server-keys.js";
+import { ServicesRepo } from "./services.js";
 import { UsersRepo } from "./users.js";
 import { WorkspacesRepo } from "./workspaces.js";
 
@@ -27,6 +29,8 @@ export class Repositories {
   readonly content: ContentRepo;
   readonly grants: GrantsRepo;
   readonly partners: PartnersRepo;
+  readonly channelPartners: ChannelPartnersRepo;
+  readonly services: ServicesRepo;
   readonly notifications: NotificationsRepo;
   readonly outbox: OutboxRepo;
   readonly serverKeys: ServerKeysRepo;
@@ -41,6 +45,8 @@ export class Repositories {
     this.content = new ContentRepo(db);
     this.grants = new GrantsRepo(db);
     this.partners = new PartnersRepo(db);
+    this.channelPartners = new ChannelPartnersRepo(db);
+    this.services = new ServicesRepo(db);
     this.notifications = new NotificationsRepo(db);
     this.outbox = new OutboxRepo(db);
     this.serverKeys = new ServerKeysRepo(db);

@@ -8,6 +8,7 @@ import { ContentService } from "../../src/gen/sharegraph/v1/content_service_pb.j
 import { DirectoryService } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import { PartnerService } from "../../src/gen/sharegraph/v1/partner_service_pb.js";
 import { PermissionService } from "../../src/gen/sharegraph/v1/permission_service_pb.js";
+import { ServiceRelationshipService } from "../../src/gen/sharegraph/v1/service_relationship_service_pb.js";
 import { freshTarget } from "./database.js";
 import { grpcJsClient } from "./grpc-js-client.js";
 
@@ -21,6 +22,7 @@ export interface Clients {
   readonly directory: Client<typeof DirectoryService>;
   readonly content: Client<typeof ContentService>;
   readonly partner: Client<typeof PartnerService>;
+  readonly serviceRelationship: Client<typeof ServiceRelationshipService>;
   readonly admin: Client<typeof AdminService>;
 }
 
@@ -80,6 +82,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
           directory: createClient(DirectoryService, transport),
           content: createClient(ContentService, transport),
           partner: createClient(PartnerService, transport),
+          serviceRelationship: createClient(ServiceRelationshipService, transport),
           admin: createClient(AdminService, transport),
         };
       }
@@ -90,6 +93,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       };
       return { permission: make(PermissionService), directory: make(DirectoryService), content: make(ContentService),
         partner: make(PartnerService),
+        serviceRelationship: make(ServiceRelationshipService),
         admin: make(AdminService),
       };
     },

@@ -5,6 +5,8 @@ import * as m0003 from "./0003_partners_and_notifications.js";
 import * as m0004 from "./0004_outbox_apply_lock.js";
 import * as m0005 from "./0005_server_key_and_sealed_secrets.js";
 import * as m0006 from "./0006_folder_ancestors.js";
+import * as m0007 from "./0007_channel_partners.js";
+import * as m0008 from "./0008_service_relationships.js";
 
 /**
  * A static index rather than a folder scan: it survives bundling, and the
@@ -17,6 +19,8 @@ const migrations: Record<string, Migration> = {
   "0004_outbox_apply_lock": m0004,
   "0005_server_key_and_sealed_secrets": m0005,
   "0006_folder_ancestors": m0006,
+  "0007_channel_partners": m0007,
+  "0008_service_relationships": m0008,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ObjectRef } from "./common_pb.js";
+import type { Consistency, ObjectRef, PageRequest } from "./common_pb.js";
 import { file_sharegraph_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sharegraph/v1/partner_service.proto.
  */
 export const file_sharegraph_v1_partner_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNzaGFyZWdyYXBoL3YxL3BhcnRuZXJfc2VydmljZS5wcm90bxINc2hhcmVncmFwaC52MSLjAQoRUGFydG5lckludml0YXRpb24SCgoCaWQYASABKAkSHQoVb3duZXJfb3JnYW5pemF0aW9uX2lkGAIgASgJEg0KBWVtYWlsGAMgASgJEg4KBnN0YXR1cxgEIAEoCRInCgVpdGVtcxgFIAMoCzIYLnNoYXJlZ3JhcGgudjEuT2JqZWN0UmVmEhIKCmludml0ZWRfYnkYBiABKAkSEgoKY3JlYXRlZF9hdBgHIAEoCRISCgpleHBpcmVzX2F0GAggASgJEh8KF3BhcnRuZXJfb3JnYW5pemF0aW9uX2lkGAkgASgJInsKB1BhcnRuZXISFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEhkKEW9yZ2FuaXphdGlvbl9uYW1lGAIgASgJEhYKDnNoYXJlZF9yZXBvcnRzGAMgASgNEhUKDXNoYXJlZF9ib2FyZHMYBCABKA0SDQoFc2luY2UYBSABKAkinQEKFEludml0ZVBhcnRuZXJSZXF1ZXN0Eg0KBWFjdG9yGAEgASgJEh0KFW93bmVyX29yZ2FuaXphdGlvbl9pZBgCIAEoCRINCgVlbWFpbBgDIAEoCRIfChdwYXJ0bmVyX29yZ2FuaXphdGlvbl9pZBgEIAEoCRInCgVpdGVtcxgFIAMoCzIYLnNoYXJlZ3JhcGgudjEuT2JqZWN0UmVmIqsBChVJbnZpdGVQYXJ0bmVyUmVzcG9uc2USNAoKaW52aXRhdGlvbhgBIAEoCzIgLnNoYXJlZ3JhcGgudjEuUGFydG5lckludml0YXRpb24SGAoQaW52aXRhdGlvbl90b2tlbhgCIAEoCRInCgdwYXJ0bmVyGAMgASgLMhYuc2hhcmVncmFwaC52MS5QYXJ0bmVyEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAQgASgJIo4BChdBY2NlcHRJbnZpdGF0aW9uUmVxdWVzdBIYChBpbnZpdGF0aW9uX3Rva2VuGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhkKEW9yZ2FuaXphdGlvbl9uYW1lGAQgASgJEhcKD29yZ2FuaXphdGlvbl9pZBgFIAEoCSKNAQoYQWNjZXB0SW52aXRhdGlvblJlc3BvbnNlEicKB3BhcnRuZXIYASABKAsyFi5zaGFyZWdyYXBoLnYxLlBhcnRuZXISDwoHdXNlcl9pZBgCIAEoCRIcChRvcmdhbml6YXRpb25fY3JlYXRlZBgDIAEoCBIZChFjb25zaXN0ZW5jeV90b2tlbhgEIAEoCSI/ChdSZXZva2VJbnZpdGF0aW9uUmVxdWVzdBINCgVhY3RvchgBIAEoCRIVCg1pbnZpdGF0aW9uX2lkGAIgASgJIjUKGFJldm9rZUludml0YXRpb25SZXNwb25zZRIZChFjb25zaXN0ZW5jeV90b2tlbhgBIAEoCSJDChNMaXN0UGFydG5lcnNSZXF1ZXN0Eh0KFW93bmVyX29yZ2FuaXphdGlvbl9pZBgBIAEoCRINCgVxdWVyeRgCIAEoCSJ/ChRMaXN0UGFydG5lcnNSZXNwb25zZRIoCghwYXJ0bmVycxgBIAMoCzIWLnNoYXJlZ3JhcGgudjEuUGFydG5lchI9ChNwZW5kaW5nX2ludml0YXRpb25zGAIgAygLMiAuc2hhcmVncmFwaC52MS5QYXJ0bmVySW52aXRhdGlvbiKgAQoXU2V0UGFydG5lclNoYXJlc1JlcXVlc3QSDQoFYWN0b3IYASABKAkSHQoVb3duZXJfb3JnYW5pemF0aW9uX2lkGAIgASgJEh8KF3BhcnRuZXJfb3JnYW5pemF0aW9uX2lkGAMgASgJEicKBWl0ZW1zGAQgAygLMhguc2hhcmVncmFwaC52MS5PYmplY3RSZWYSDQoFa2luZHMYBSADKAkiXgoYU2V0UGFydG5lclNoYXJlc1Jlc3BvbnNlEicKB3BhcnRuZXIYASABKAsyFi5zaGFyZWdyYXBoLnYxLlBhcnRuZXISGQoRY29uc2lzdGVuY3lfdG9rZW4YAiABKAkiZQoUUmVtb3ZlUGFydG5lclJlcXVlc3QSDQoFYWN0b3IYASABKAkSHQoVb3duZXJfb3JnYW5pemF0aW9uX2lkGAIgASgJEh8KF3BhcnRuZXJfb3JnYW5pemF0aW9uX2lkGAMgASgJIjIKFVJlbW92ZVBhcnRuZXJSZXNwb25zZRIZChFjb25zaXN0ZW5jeV90b2tlbhgBIAEoCTLQBAoOUGFydG5lclNlcnZpY2USWgoNSW52aXRlUGFydG5lchIjLnNoYXJlZ3JhcGgudjEuSW52aXRlUGFydG5lclJlcXVlc3QaJC5zaGFyZWdyYXBoLnYxLkludml0ZVBhcnRuZXJSZXNwb25zZRJjChBBY2NlcHRJbnZpdGF0aW9uEiYuc2hhcmVncmFwaC52MS5BY2NlcHRJbnZpdGF0aW9uUmVxdWVzdBonLnNoYXJlZ3JhcGgudjEuQWNjZXB0SW52aXRhdGlvblJlc3BvbnNlEmMKEFJldm9rZUludml0YXRpb24SJi5zaGFyZWdyYXBoLnYxLlJldm9rZUludml0YXRpb25SZXF1ZXN0Gicuc2hhcmVncmFwaC52MS5SZXZva2VJbnZpdGF0aW9uUmVzcG9uc2USVwoMTGlzdFBhcnRuZXJzEiIuc2hhcmVncmFwaC52MS5MaXN0UGFydG5lcnNSZXF1ZXN0GiMuc2hhcmVncmFwaC52MS5MaXN0UGFydG5lcnNSZXNwb25zZRJjChBTZXRQYXJ0bmVyU2hhcmVzEiYuc2hhcmVncmFwaC52MS5TZXRQYXJ0bmVyU2hhcmVzUmVxdWVzdBonLnNoYXJlZ3JhcGgudjEuU2V0UGFydG5lclNoYXJlc1Jlc3BvbnNlEloKDVJlbW92ZVBhcnRuZXISIy5zaGFyZWdyYXBoLnYxLlJlbW92ZVBhcnRuZXJSZXF1ZXN0GiQuc2hhcmVncmFwaC52MS5SZW1vdmVQYXJ0bmVyUmVzcG9uc2ViBnByb3RvMw", [file_sharegraph_v1_common]);
+  fileDesc("CiNzaGFyZWdyYXBoL3YxL3BhcnRuZXJfc2VydmljZS5wcm90bxINc2hhcmVncmFwaC52MSLjAQoRUGFydG5lckludml0YXRpb24SCgoCaWQYASABKAkSHQoVb3duZXJfb3JnYW5pemF0aW9uX2lkGAIgASgJEg0KBWVtYWlsGAMgASgJEg4KBnN0YXR1cxgEIAEoCRInCgVpdGVtcxgFIAMoCzIYLnNoYXJlZ3JhcGgudjEuT2JqZWN0UmVmEhIKCmludml0ZWRfYnkYBiABKAkSEgoKY3JlYXRlZF9hdBgHIAEoCRISCgpleHBpcmVzX2F0GAggASgJEh8KF3BhcnRuZXJfb3JnYW5pemF0aW9uX2lkGAkgASgJInsKB1BhcnRuZXISFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEhkKEW9yZ2FuaXphdGlvbl9uYW1lGAIgASgJEhYKDnNoYXJlZF9yZXBvcnRzGAMgASgNEhUKDXNoYXJlZF9ib2FyZHMYBCABKA0SDQoFc2luY2UYBSABKAkinQEKFEludml0ZVBhcnRuZXJSZXF1ZXN0Eg0KBWFjdG9yGAEgASgJEh0KFW93bmVyX29yZ2FuaXphdGlvbl9pZBgCIAEoCRINCgVlbWFpbBgDIAEoCRIfChdwYXJ0bmVyX29yZ2FuaXphdGlvbl9pZBgEIAEoCRInCgVpdGVtcxgFIAMoCzIYLnNoYXJlZ3JhcGgudjEuT2JqZWN0UmVmIqsBChVJbnZpdGVQYXJ0bmVyUmVzcG9uc2USNAoKaW52aXRhdGlvbhgBIAEoCzIgLnNoYXJlZ3JhcGgudjEuUGFydG5lckludml0YXRpb24SGAoQaW52aXRhdGlvbl90b2tlbhgCIAEoCRInCgdwYXJ0bmVyGAMgASgLMhYuc2hhcmVncmFwaC52MS5QYXJ0bmVyEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAQgASgJIo4BChdBY2NlcHRJbnZpdGF0aW9uUmVxdWVzdBIYChBpbnZpdGF0aW9uX3Rva2VuGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhkKEW9yZ2FuaXphdGlvbl9uYW1lGAQgASgJEhcKD29yZ2FuaXphdGlvbl9pZBgFIAEoCSKNAQoYQWNjZXB0SW52aXRhdGlvblJlc3BvbnNlEicKB3BhcnRuZXIYASABKAsyFi5zaGFyZWdyYXBoLnYxLlBhcnRuZXISDwoHdXNlcl9pZBgCIAEoCRIcChRvcmdhbml6YXRpb25fY3JlYXRlZBgDIAEoCBIZChFjb25zaXN0ZW5jeV90b2tlbhgEIAEoCSI/ChdSZXZva2VJbnZpdGF0aW9uUmVxdWVzdBINCgVhY3RvchgBIAEoCRIVCg1pbnZpdGF0aW9uX2lkGAIgASgJIjUKGFJldm9rZUludml0YXRpb25SZXNwb25zZRIZChFjb25zaXN0ZW5jeV90b2tlbhgBIAEoCSJDChNMaXN0UGFydG5lcnNSZXF1ZXN0Eh0KFW93bmVyX29yZ2FuaXphdGlvbl9pZBgBIAEoCRINCgVxdWVyeRgCIAEoCSJ/ChRMaXN0UGFydG5lcnNSZXNwb25zZRIoCghwYXJ0bmVycxgBIAMoCzIWLnNoYXJlZ3JhcGgudjEuUGFydG5lchI9ChNwZW5kaW5nX2ludml0YXRpb25zGAIgAygLMiAuc2hhcmVncmFwaC52MS5QYXJ0bmVySW52aXRhdGlvbiKgAQoXU2V0UGFydG5lclNoYXJlc1JlcXVlc3QSDQoFYWN0b3IYASABKAkSHQoVb3duZXJfb3JnYW5pemF0aW9uX2lkGAIgASgJEh8KF3BhcnRuZXJfb3JnYW5pemF0aW9uX2lkGAMgASgJEicKBWl0ZW1zGAQgAygLMhguc2hhcmVncmFwaC52MS5PYmplY3RSZWYSDQoFa2luZHMYBSADKAkiXgoYU2V0UGFydG5lclNoYXJlc1Jlc3BvbnNlEicKB3BhcnRuZXIYASABKAsyFi5zaGFyZWdyYXBoLnYxLlBhcnRuZXISGQoRY29uc2lzdGVuY3lfdG9rZW4YAiABKAkiZQoUUmVtb3ZlUGFydG5lclJlcXVlc3QSDQoFYWN0b3IYASABKAkSHQoVb3duZXJfb3JnYW5pemF0aW9uX2lkGAIgASgJEh8KF3BhcnRuZXJfb3JnYW5pemF0aW9uX2lkGAMgASgJIjIKFVJlbW92ZVBhcnRuZXJSZXNwb25zZRIZChFjb25zaXN0ZW5jeV90b2tlbhgBIAEoCSKBAQoOQ2hhbm5lbFBhcnRuZXISFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEhkKEW9yZ2FuaXphdGlvbl9uYW1lGAIgASgJEhMKC2FkZGVkX3VzZXJzGAMgASgNEhcKD2NoYW5uZWxfcGFydG5lchgEIAEoCBINCgVzaW5jZRgFIAEoCSJcChJDaGFubmVsUGFydG5lclVzZXISDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSEAoIc2VsZWN0ZWQYBCABKAgikgEKHUFkZENoYW5uZWxQYXJ0bmVyVXNlcnNSZXF1ZXN0Eg0KBWFjdG9yGAEgASgJEiAKGGN1c3RvbWVyX29yZ2FuaXphdGlvbl9pZBgCIAEoCRINCgVlbWFpbBgDIAEoCRIfChdwYXJ0bmVyX29yZ2FuaXphdGlvbl9pZBgEIAEoCRIQCgh1c2VyX2lkcxgFIAMoCSKDAQoeQWRkQ2hhbm5lbFBhcnRuZXJVc2Vyc1Jlc3BvbnNlEi4KB3BhcnRuZXIYASABKAsyHS5zaGFyZWdyYXBoLnYxLkNoYW5uZWxQYXJ0bmVyEhYKDmFkZGVkX3VzZXJfaWRzGAIgAygJEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAMgASgJIncKGkxpc3RDaGFubmVsUGFydG5lcnNSZXF1ZXN0EiAKGGN1c3RvbWVyX29yZ2FuaXphdGlvbl9pZBgBIAEoCRINCgVxdWVyeRgCIAEoCRIoCgRwYWdlGAMgASgLMhouc2hhcmVncmFwaC52MS5QYWdlUmVxdWVzdCJnChtMaXN0Q2hhbm5lbFBhcnRuZXJzUmVzcG9uc2USLwoIcGFydG5lcnMYASADKAsyHS5zaGFyZWdyYXBoLnYxLkNoYW5uZWxQYXJ0bmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKcAQoeTGlzdENoYW5uZWxQYXJ0bmVyVXNlcnNSZXF1ZXN0EiAKGGN1c3RvbWVyX29yZ2FuaXphdGlvbl9pZBgBIAEoCRIfChdwYXJ0bmVyX29yZ2FuaXphdGlvbl9pZBgCIAEoCRINCgVxdWVyeRgDIAEoCRIoCgRwYWdlGAQgASgLMhouc2hhcmVncmFwaC52MS5QYWdlUmVxdWVzdCKcAQofTGlzdENoYW5uZWxQYXJ0bmVyVXNlcnNSZXNwb25zZRIuCgdwYXJ0bmVyGAEgASgLMh0uc2hhcmVncmFwaC52MS5DaGFubmVsUGFydG5lchIwCgV1c2VycxgCIAMoCzIhLnNoYXJlZ3JhcGgudjEuQ2hhbm5lbFBhcnRuZXJVc2VyEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSKDAQodU2V0Q2hhbm5lbFBhcnRuZXJVc2Vyc1JlcXVlc3QSDQoFYWN0b3IYASABKAkSIAoYY3VzdG9tZXJfb3JnYW5pemF0aW9uX2lkGAIgASgJEh8KF3BhcnRuZXJfb3JnYW5pemF0aW9uX2lkGAMgASgJEhAKCHVzZXJfaWRzGAQgAygJIugBCh5TZXRDaGFubmVsUGFydG5lclVzZXJzUmVzcG9uc2USLgoHcGFydG5lchgBIAEoCzIdLnNoYXJlZ3JhcGgudjEuQ2hhbm5lbFBhcnRuZXISFgoOYWRkZWRfdXNlcl9pZHMYAiADKAkSGAoQcmVtb3ZlZF91c2VyX2lkcxgDIAMoCRIwCgV1c2VycxgEIAMoCzIhLnNoYXJlZ3JhcGgudjEuQ2hhbm5lbFBhcnRuZXJVc2VyEhcKD25leHRfcGFnZV90b2tlbhgFIAEoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgGIAEoCSJvChtSZW1vdmVDaGFubmVsUGFydG5lclJlcXVlc3QSDQoFYWN0b3IYASABKAkSIAoYY3VzdG9tZXJfb3JnYW5pemF0aW9uX2lkGAIgASgJEh8KF3BhcnRuZXJfb3JnYW5pemF0aW9uX2lkGAMgASgJIlMKHFJlbW92ZUNoYW5uZWxQYXJ0bmVyUmVzcG9uc2USGAoQcmVtb3ZlZF91c2VyX2lkcxgBIAMoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgCIAEoCSKCAQoUTGlzdEN1c3RvbWVyc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIoCgRwYWdlGAIgASgLMhouc2hhcmVncmFwaC52MS5QYWdlUmVxdWVzdBIvCgtjb25zaXN0ZW5jeRgDIAEoCzIaLnNoYXJlZ3JhcGgudjEuQ29uc2lzdGVuY3kiPgoIQ3VzdG9tZXISFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEhkKEW9yZ2FuaXphdGlvbl9uYW1lGAIgASgJIncKFUxpc3RDdXN0b21lcnNSZXNwb25zZRIqCgljdXN0b21lcnMYASADKAsyFy5zaGFyZWdyYXBoLnYxLkN1c3RvbWVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgDIAEoCTLzCQoOUGFydG5lclNlcnZpY2USWgoNSW52aXRlUGFydG5lchIjLnNoYXJlZ3JhcGgudjEuSW52aXRlUGFydG5lclJlcXVlc3QaJC5zaGFyZWdyYXBoLnYxLkludml0ZVBhcnRuZXJSZXNwb25zZRJjChBBY2NlcHRJbnZpdGF0aW9uEiYuc2hhcmVncmFwaC52MS5BY2NlcHRJbnZpdGF0aW9uUmVxdWVzdBonLnNoYXJlZ3JhcGgudjEuQWNjZXB0SW52aXRhdGlvblJlc3BvbnNlEmMKEFJldm9rZUludml0YXRpb24SJi5zaGFyZWdyYXBoLnYxLlJldm9rZUludml0YXRpb25SZXF1ZXN0Gicuc2hhcmVncmFwaC52MS5SZXZva2VJbnZpdGF0aW9uUmVzcG9uc2USVwoMTGlzdFBhcnRuZXJzEiIuc2hhcmVncmFwaC52MS5MaXN0UGFydG5lcnNSZXF1ZXN0GiMuc2hhcmVncmFwaC52MS5MaXN0UGFydG5lcnNSZXNwb25zZRJjChBTZXRQYXJ0bmVyU2hhcmVzEiYuc2hhcmVncmFwaC52MS5TZXRQYXJ0bmVyU2hhcmVzUmVxdWVzdBonLnNoYXJlZ3JhcGgudjEuU2V0UGFydG5lclNoYXJlc1Jlc3BvbnNlEloKDVJlbW92ZVBhcnRuZXISIy5zaGFyZWdyYXBoLnYxLlJlbW92ZVBhcnRuZXJSZXF1ZXN0GiQuc2hhcmVncmFwaC52MS5SZW1vdmVQYXJ0bmVyUmVzcG9uc2USdQoWQWRkQ2hhbm5lbFBhcnRuZXJVc2VycxIsLnNoYXJlZ3JhcGgudjEuQWRkQ2hhbm5lbFBhcnRuZXJVc2Vyc1JlcXVlc3QaLS5zaGFyZWdyYXBoLnYxLkFkZENoYW5uZWxQYXJ0bmVyVXNlcnNSZXNwb25zZRJsChNMaXN0Q2hhbm5lbFBhcnRuZXJzEikuc2hhcmVncmFwaC52MS5MaXN0Q2hhbm5lbFBhcnRuZXJzUmVxdWVzdBoqLnNoYXJlZ3JhcGgudjEuTGlzdENoYW5uZWxQYXJ0bmVyc1Jlc3BvbnNlEngKF0xpc3RDaGFubmVsUGFydG5lclVzZXJzEi0uc2hhcmVncmFwaC52MS5MaXN0Q2hhbm5lbFBhcnRuZXJVc2Vyc1JlcXVlc3QaLi5zaGFyZWdyYXBoLnYxLkxpc3RDaGFubmVsUGFydG5lclVzZXJzUmVzcG9uc2USdQoWU2V0Q2hhbm5lbFBhcnRuZXJVc2VycxIsLnNoYXJlZ3JhcGgudjEuU2V0Q2hhbm5lbFBhcnRuZXJVc2Vyc1JlcXVlc3QaLS5zaGFyZWdyYXBoLnYxLlNldENoYW5uZWxQYXJ0bmVyVXNlcnNSZXNwb25zZRJvChRSZW1vdmVDaGFubmVsUGFydG5lchIqLnNoYXJlZ3JhcGgudjEuUmVtb3ZlQ2hhbm5lbFBhcnRuZXJSZXF1ZXN0Gisuc2hhcmVncmFwaC52MS5SZW1vdmVDaGFubmVsUGFydG5lclJlc3BvbnNlEloKDUxpc3RDdXN0b21lcnMSIy5zaGFyZWdyYXBoLnYxLkxpc3RDdXN0b21lcnNSZXF1ZXN0GiQuc2hhcmVncmFwaC52MS5MaXN0Q3VzdG9tZXJzUmVzcG9uc2ViBnByb3RvMw", [file_sharegraph_v1_common]);
 
 /**
  * @generated from message sharegraph.v1.PartnerInvitation
@@ -471,6 +471,486 @@ export const RemovePartnerResponseSchema: GenMessage<RemovePartnerResponse> = /*
   messageDesc(file_sharegraph_v1_partner_service, 13);
 
 /**
+ * A row of the Partners table [004].
+ *
+ * @generated from message sharegraph.v1.ChannelPartner
+ */
+export type ChannelPartner = Message<"sharegraph.v1.ChannelPartner"> & {
+  /**
+   * The partner (channel-partner) organization.
+   *
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * @generated from field: string organization_name = 2;
+   */
+  organizationName: string;
+
+  /**
+   * The "Added users" column: users of this organization the customer added.
+   *
+   * @generated from field: uint32 added_users = 3;
+   */
+  addedUsers: number;
+
+  /**
+   * Whether the organization is classified as a channel partner now; while
+   * it is not, none of its users can view the customer's insights (R22).
+   *
+   * @generated from field: bool channel_partner = 4;
+   */
+  channelPartner: boolean;
+
+  /**
+   * @generated from field: string since = 5;
+   */
+  since: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.ChannelPartner.
+ * Use `create(ChannelPartnerSchema)` to create a new message.
+ */
+export const ChannelPartnerSchema: GenMessage<ChannelPartner> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 14);
+
+/**
+ * A user of a partner organization, as the "Edit partner access" sidebar lists them.
+ *
+ * @generated from message sharegraph.v1.ChannelPartnerUser
+ */
+export type ChannelPartnerUser = Message<"sharegraph.v1.ChannelPartnerUser"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string email = 2;
+   */
+  email: string;
+
+  /**
+   * @generated from field: string display_name = 3;
+   */
+  displayName: string;
+
+  /**
+   * Whether the customer added this user (the checkbox).
+   *
+   * @generated from field: bool selected = 4;
+   */
+  selected: boolean;
+};
+
+/**
+ * Describes the message sharegraph.v1.ChannelPartnerUser.
+ * Use `create(ChannelPartnerUserSchema)` to create a new message.
+ */
+export const ChannelPartnerUserSchema: GenMessage<ChannelPartnerUser> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 15);
+
+/**
+ * @generated from message sharegraph.v1.AddChannelPartnerUsersRequest
+ */
+export type AddChannelPartnerUsersRequest = Message<"sharegraph.v1.AddChannelPartnerUsersRequest"> & {
+  /**
+   * A member of the customer organization.
+   *
+   * @generated from field: string actor = 1;
+   */
+  actor: string;
+
+  /**
+   * @generated from field: string customer_organization_id = 2;
+   */
+  customerOrganizationId: string;
+
+  /**
+   * "Select an individual user": the partner's email address.
+   *
+   * @generated from field: string email = 3;
+   */
+  email: string;
+
+  /**
+   * "Select existing partner organization": the organization, with user_ids.
+   * With email, optional: which of the person's channel-partner
+   * organizations (needed only when they belong to several).
+   *
+   * @generated from field: string partner_organization_id = 4;
+   */
+  partnerOrganizationId: string;
+
+  /**
+   * Users of partner_organization_id to add (at most 1000); not with email.
+   *
+   * @generated from field: repeated string user_ids = 5;
+   */
+  userIds: string[];
+};
+
+/**
+ * Describes the message sharegraph.v1.AddChannelPartnerUsersRequest.
+ * Use `create(AddChannelPartnerUsersRequestSchema)` to create a new message.
+ */
+export const AddChannelPartnerUsersRequestSchema: GenMessage<AddChannelPartnerUsersRequest> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 16);
+
+/**
+ * @generated from message sharegraph.v1.AddChannelPartnerUsersResponse
+ */
+export type AddChannelPartnerUsersResponse = Message<"sharegraph.v1.AddChannelPartnerUsersResponse"> & {
+  /**
+   * @generated from field: sharegraph.v1.ChannelPartner partner = 1;
+   */
+  partner?: ChannelPartner | undefined;
+
+  /**
+   * The users this call added (users added before are not repeated).
+   *
+   * @generated from field: repeated string added_user_ids = 2;
+   */
+  addedUserIds: string[];
+
+  /**
+   * @generated from field: string consistency_token = 3;
+   */
+  consistencyToken: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.AddChannelPartnerUsersResponse.
+ * Use `create(AddChannelPartnerUsersResponseSchema)` to create a new message.
+ */
+export const AddChannelPartnerUsersResponseSchema: GenMessage<AddChannelPartnerUsersResponse> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 17);
+
+/**
+ * @generated from message sharegraph.v1.ListChannelPartnersRequest
+ */
+export type ListChannelPartnersRequest = Message<"sharegraph.v1.ListChannelPartnersRequest"> & {
+  /**
+   * @generated from field: string customer_organization_id = 1;
+   */
+  customerOrganizationId: string;
+
+  /**
+   * Matches partner organization names, case-insensitively.
+   *
+   * @generated from field: string query = 2;
+   */
+  query: string;
+
+  /**
+   * @generated from field: sharegraph.v1.PageRequest page = 3;
+   */
+  page?: PageRequest | undefined;
+};
+
+/**
+ * Describes the message sharegraph.v1.ListChannelPartnersRequest.
+ * Use `create(ListChannelPartnersRequestSchema)` to create a new message.
+ */
+export const ListChannelPartnersRequestSchema: GenMessage<ListChannelPartnersRequest> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 18);
+
+/**
+ * @generated from message sharegraph.v1.ListChannelPartnersResponse
+ */
+export type ListChannelPartnersResponse = Message<"sharegraph.v1.ListChannelPartnersResponse"> & {
+  /**
+   * @generated from field: repeated sharegraph.v1.ChannelPartner partners = 1;
+   */
+  partners: ChannelPartner[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.ListChannelPartnersResponse.
+ * Use `create(ListChannelPartnersResponseSchema)` to create a new message.
+ */
+export const ListChannelPartnersResponseSchema: GenMessage<ListChannelPartnersResponse> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 19);
+
+/**
+ * @generated from message sharegraph.v1.ListChannelPartnerUsersRequest
+ */
+export type ListChannelPartnerUsersRequest = Message<"sharegraph.v1.ListChannelPartnerUsersRequest"> & {
+  /**
+   * @generated from field: string customer_organization_id = 1;
+   */
+  customerOrganizationId: string;
+
+  /**
+   * @generated from field: string partner_organization_id = 2;
+   */
+  partnerOrganizationId: string;
+
+  /**
+   * Matches user names and emails, case-insensitively.
+   *
+   * @generated from field: string query = 3;
+   */
+  query: string;
+
+  /**
+   * @generated from field: sharegraph.v1.PageRequest page = 4;
+   */
+  page?: PageRequest | undefined;
+};
+
+/**
+ * Describes the message sharegraph.v1.ListChannelPartnerUsersRequest.
+ * Use `create(ListChannelPartnerUsersRequestSchema)` to create a new message.
+ */
+export const ListChannelPartnerUsersRequestSchema: GenMessage<ListChannelPartnerUsersRequest> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 20);
+
+/**
+ * @generated from message sharegraph.v1.ListChannelPartnerUsersResponse
+ */
+export type ListChannelPartnerUsersResponse = Message<"sharegraph.v1.ListChannelPartnerUsersResponse"> & {
+  /**
+   * @generated from field: sharegraph.v1.ChannelPartner partner = 1;
+   */
+  partner?: ChannelPartner | undefined;
+
+  /**
+   * Members of the partner organization, by user id.
+   *
+   * @generated from field: repeated sharegraph.v1.ChannelPartnerUser users = 2;
+   */
+  users: ChannelPartnerUser[];
+
+  /**
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.ListChannelPartnerUsersResponse.
+ * Use `create(ListChannelPartnerUsersResponseSchema)` to create a new message.
+ */
+export const ListChannelPartnerUsersResponseSchema: GenMessage<ListChannelPartnerUsersResponse> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 21);
+
+/**
+ * @generated from message sharegraph.v1.SetChannelPartnerUsersRequest
+ */
+export type SetChannelPartnerUsersRequest = Message<"sharegraph.v1.SetChannelPartnerUsersRequest"> & {
+  /**
+   * @generated from field: string actor = 1;
+   */
+  actor: string;
+
+  /**
+   * @generated from field: string customer_organization_id = 2;
+   */
+  customerOrganizationId: string;
+
+  /**
+   * @generated from field: string partner_organization_id = 3;
+   */
+  partnerOrganizationId: string;
+
+  /**
+   * The complete new set of added users (1 to 1000), all members of the
+   * partner organization. To remove every user, use RemoveChannelPartner.
+   *
+   * @generated from field: repeated string user_ids = 4;
+   */
+  userIds: string[];
+};
+
+/**
+ * Describes the message sharegraph.v1.SetChannelPartnerUsersRequest.
+ * Use `create(SetChannelPartnerUsersRequestSchema)` to create a new message.
+ */
+export const SetChannelPartnerUsersRequestSchema: GenMessage<SetChannelPartnerUsersRequest> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 22);
+
+/**
+ * @generated from message sharegraph.v1.SetChannelPartnerUsersResponse
+ */
+export type SetChannelPartnerUsersResponse = Message<"sharegraph.v1.SetChannelPartnerUsersResponse"> & {
+  /**
+   * @generated from field: sharegraph.v1.ChannelPartner partner = 1;
+   */
+  partner?: ChannelPartner | undefined;
+
+  /**
+   * @generated from field: repeated string added_user_ids = 2;
+   */
+  addedUserIds: string[];
+
+  /**
+   * @generated from field: repeated string removed_user_ids = 3;
+   */
+  removedUserIds: string[];
+
+  /**
+   * The first page of the sidebar after the change (as ListChannelPartnerUsers).
+   *
+   * @generated from field: repeated sharegraph.v1.ChannelPartnerUser users = 4;
+   */
+  users: ChannelPartnerUser[];
+
+  /**
+   * @generated from field: string next_page_token = 5;
+   */
+  nextPageToken: string;
+
+  /**
+   * @generated from field: string consistency_token = 6;
+   */
+  consistencyToken: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.SetChannelPartnerUsersResponse.
+ * Use `create(SetChannelPartnerUsersResponseSchema)` to create a new message.
+ */
+export const SetChannelPartnerUsersResponseSchema: GenMessage<SetChannelPartnerUsersResponse> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 23);
+
+/**
+ * @generated from message sharegraph.v1.RemoveChannelPartnerRequest
+ */
+export type RemoveChannelPartnerRequest = Message<"sharegraph.v1.RemoveChannelPartnerRequest"> & {
+  /**
+   * @generated from field: string actor = 1;
+   */
+  actor: string;
+
+  /**
+   * @generated from field: string customer_organization_id = 2;
+   */
+  customerOrganizationId: string;
+
+  /**
+   * @generated from field: string partner_organization_id = 3;
+   */
+  partnerOrganizationId: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.RemoveChannelPartnerRequest.
+ * Use `create(RemoveChannelPartnerRequestSchema)` to create a new message.
+ */
+export const RemoveChannelPartnerRequestSchema: GenMessage<RemoveChannelPartnerRequest> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 24);
+
+/**
+ * @generated from message sharegraph.v1.RemoveChannelPartnerResponse
+ */
+export type RemoveChannelPartnerResponse = Message<"sharegraph.v1.RemoveChannelPartnerResponse"> & {
+  /**
+   * @generated from field: repeated string removed_user_ids = 1;
+   */
+  removedUserIds: string[];
+
+  /**
+   * @generated from field: string consistency_token = 2;
+   */
+  consistencyToken: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.RemoveChannelPartnerResponse.
+ * Use `create(RemoveChannelPartnerResponseSchema)` to create a new message.
+ */
+export const RemoveChannelPartnerResponseSchema: GenMessage<RemoveChannelPartnerResponse> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 25);
+
+/**
+ * @generated from message sharegraph.v1.ListCustomersRequest
+ */
+export type ListCustomersRequest = Message<"sharegraph.v1.ListCustomersRequest"> & {
+  /**
+   * The partner user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: sharegraph.v1.PageRequest page = 2;
+   */
+  page?: PageRequest | undefined;
+
+  /**
+   * @generated from field: sharegraph.v1.Consistency consistency = 3;
+   */
+  consistency?: Consistency | undefined;
+};
+
+/**
+ * Describes the message sharegraph.v1.ListCustomersRequest.
+ * Use `create(ListCustomersRequestSchema)` to create a new message.
+ */
+export const ListCustomersRequestSchema: GenMessage<ListCustomersRequest> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 26);
+
+/**
+ * @generated from message sharegraph.v1.Customer
+ */
+export type Customer = Message<"sharegraph.v1.Customer"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * @generated from field: string organization_name = 2;
+   */
+  organizationName: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.Customer.
+ * Use `create(CustomerSchema)` to create a new message.
+ */
+export const CustomerSchema: GenMessage<Customer> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 27);
+
+/**
+ * @generated from message sharegraph.v1.ListCustomersResponse
+ */
+export type ListCustomersResponse = Message<"sharegraph.v1.ListCustomersResponse"> & {
+  /**
+   * @generated from field: repeated sharegraph.v1.Customer customers = 1;
+   */
+  customers: Customer[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * The snapshot the page was answered at; empty when the page is empty.
+   *
+   * @generated from field: string consistency_token = 3;
+   */
+  consistencyToken: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.ListCustomersResponse.
+ * Use `create(ListCustomersResponseSchema)` to create a new message.
+ */
+export const ListCustomersResponseSchema: GenMessage<ListCustomersResponse> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_partner_service, 28);
+
+/**
  * Partner share access [000]: a view-only connection from an organization to
  * chosen reports and boards for people outside it. Inviting, changing what
  * is shared and removing partners need manage on the inviting (owner)
@@ -546,6 +1026,79 @@ export const PartnerService: GenService<{
     methodKind: "unary";
     input: typeof RemovePartnerRequestSchema;
     output: typeof RemovePartnerResponseSchema;
+  },
+  /**
+   * Adds partner users (R20): one person by email, or chosen users of a
+   * channel-partner organization. Refused with FAILED_PRECONDITION, naming
+   * the reason, unless the actor is a member of the customer organization,
+   * each partner user is outside it, and each is a member of an organization
+   * classified as a channel partner. Adding users of an organization already
+   * in the Partners table only raises its count (R21). Added users are
+   * mailed (R23).
+   *
+   * @generated from rpc sharegraph.v1.PartnerService.AddChannelPartnerUsers
+   */
+  addChannelPartnerUsers: {
+    methodKind: "unary";
+    input: typeof AddChannelPartnerUsersRequestSchema;
+    output: typeof AddChannelPartnerUsersResponseSchema;
+  },
+  /**
+   * The Partners table (R21): partner organizations with their added-user
+   * counts, searchable by organization name, paged by organization id.
+   *
+   * @generated from rpc sharegraph.v1.PartnerService.ListChannelPartners
+   */
+  listChannelPartners: {
+    methodKind: "unary";
+    input: typeof ListChannelPartnersRequestSchema;
+    output: typeof ListChannelPartnersResponseSchema;
+  },
+  /**
+   * The "Edit partner access" sidebar: the partner organization's users,
+   * each with whether the customer added them (its checkboxes).
+   *
+   * @generated from rpc sharegraph.v1.PartnerService.ListChannelPartnerUsers
+   */
+  listChannelPartnerUsers: {
+    methodKind: "unary";
+    input: typeof ListChannelPartnerUsersRequestSchema;
+    output: typeof ListChannelPartnerUsersResponseSchema;
+  },
+  /**
+   * Saves the sidebar: replaces the set of added users of one partner
+   * organization. Users taken off are mailed that their access ended;
+   * users put on are mailed like on add (R23).
+   *
+   * @generated from rpc sharegraph.v1.PartnerService.SetChannelPartnerUsers
+   */
+  setChannelPartnerUsers: {
+    methodKind: "unary";
+    input: typeof SetChannelPartnerUsersRequestSchema;
+    output: typeof SetChannelPartnerUsersResponseSchema;
+  },
+  /**
+   * Removes a partner organization and all its added users in one write;
+   * each is mailed that their access ended (R23).
+   *
+   * @generated from rpc sharegraph.v1.PartnerService.RemoveChannelPartner
+   */
+  removeChannelPartner: {
+    methodKind: "unary";
+    input: typeof RemoveChannelPartnerRequestSchema;
+    output: typeof RemoveChannelPartnerResponseSchema;
+  },
+  /**
+   * The Partner Dashboard's list (R22): every customer organization whose
+   * insights a partner user can view now, answered by the permission index
+   * (organization#channel_partner_view), paged in organization-id order.
+   *
+   * @generated from rpc sharegraph.v1.PartnerService.ListCustomers
+   */
+  listCustomers: {
+    methodKind: "unary";
+    input: typeof ListCustomersRequestSchema;
+    output: typeof ListCustomersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sharegraph_v1_partner_service, 0);
