@@ -71,6 +71,8 @@ const datastoreName = new URL(dataset.spicedbDatastoreUrl).pathname.slice(1);
 const admin = new pg.Client({ connectionString: dataset.databaseUrl });
 await admin.connect();
 
+const line = (r: LoadResult) => `${round(r.perSecond, 1)}/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms${r.errors ? `, ${r.errors} errors` : ""}`;
+
 const results = [];
 for (const variantName of chosen) {
   const variant = VARIANTS[variantName];
@@ -81,7 +83,6 @@ for (const variantName of chosen) {
 await admin.end();
 
 writeFileSync(new URL(`${name}.json`, resultsDir), `${JSON.stringify({ name, date: new Date().toISOString(), dataset: { databaseName: dataset.databaseName, relationships: dataset.counts.relationships }, seconds, clients, results }, null, 2)}\n`);
-const line = (r: LoadResult) => `${round(r.perSecond, 1)}/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms${r.errors ? `, ${r.errors} errors` : ""}`;
 const md = [
   `# SpiceDB alone, by serve flags (${new Date().toISOString()})`,
   "",
