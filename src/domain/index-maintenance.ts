@@ -14,6 +14,8 @@ export class IndexMaintenance {
     private readonly applier: OutboxApplier,
     private readonly tokens: ConsistencyTokens,
     private readonly schema: SchemaModel,
+    /** After a rebuild's bulk write, before anything reads it back: a persistent datastore refreshes its planner statistics. */
+    private readonly afterBulkWrite: () => Promise<void> = async () => {},
   ) {}
 
   async reconcile(dryRun: boolean): Promise<ReconcileReport & { token: string }> {
@@ -27,6 +29,7 @@ export class IndexMaintenance {
   /** Writes everything, then removes what Postgres no longer implies. */
   async rebuild(onProgress?: (written: number) => void): Promise<{ written: number; token: string }> {
     const result = await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveBatches, ...(onProgress ? { onProgress } : {}) });
+    await this.afterBulkWrite();
     await this.reconcile(false);
     return { written: result.written, token: this.tokens.current() };
   }
