@@ -55,6 +55,7 @@ const VARIANTS: Record<string, { readonly args: readonly string[]; readonly why:
     why: "as default, and Postgres plans each prepared statement once",
   },
   "query-plan": { args: ["--experimental-query-plan=check,lr,ls"], why: "SpiceDB's experimental query-plan engine for checks and lookups" },
+  "query-plan-lr": { args: ["--experimental-query-plan=lr"], why: "the query-plan engine for LookupResources only" },
   lr3: { args: ["--experimental-lookup-resources-version=lr3"], why: "SpiceDB's experimental LookupResources v3 (streams as it finds)" },
   "concurrency-4": { args: ["--dispatch-concurrency-limit=4"], why: "fewer goroutines per request on 2 cores" },
 };
