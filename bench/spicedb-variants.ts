@@ -49,6 +49,11 @@ const VARIANTS: Record<string, { readonly args: readonly string[]; readonly why:
     uriParams: "default_query_exec_mode=exec",
     why: "SpiceDB's own default: unnamed statements, parsed and planned every time (sharegraph's supervised engine before this change)",
   },
+  "tls-loopback": {
+    args: [],
+    uriParams: "sslmode=prefer",
+    why: "pgx's default sslmode: TLS to Postgres even on loopback (sharegraph's supervised engine before this change)",
+  },
   "generic-plans": {
     args: [],
     uriParams: "plan_cache_mode=force_generic_plan",

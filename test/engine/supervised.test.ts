@@ -137,6 +137,13 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("supervised SpiceDB (sp
       expect(environ(supervised.process.pid!).find((e) => e.startsWith("SPICEDB_DATASTORE_CONN_URI="))).toContain("default_query_exec_mode=cache_statement");
     });
 
+    it("talks to a datastore on a loopback address without TLS, unless the URI asks for it; never changes it for another host", () => {
+      expect(new URL(supervisedDatastoreUri("postgres://u@127.0.0.1:5432/db")).searchParams.get("sslmode")).toBe("disable");
+      expect(new URL(supervisedDatastoreUri("postgres://u@localhost/db")).searchParams.get("sslmode")).toBe("disable");
+      expect(new URL(supervisedDatastoreUri("postgres://u@127.0.0.1/db?sslmode=require")).searchParams.getAll("sslmode")).toEqual(["require"]);
+      expect(new URL(supervisedDatastoreUri("postgres://u@db.internal:5432/db")).searchParams.has("sslmode")).toBe(false);
+    });
+
     it("keeps its secrets off the command line and SpiceDB's flag variables of ours out of its environment", async () => {
       const pid = supervised.process.pid!;
       const env = environ(pid);
