@@ -10,7 +10,14 @@ export interface MigrationReport {
 export async function migrateToLatest(db: Kysely<Database>, schema?: string): Promise<MigrationReport> {
   // With a schema of its own (tests), kysely's bookkeeping tables must live there too.
   const migrator = new Migrator({ db, provider: migrationProvider, ...(schema ? { migrationTableSchema: schema } : {}) });
-  const { error, results } = await migrator.migrateToLatest();
+  let { error, results } = await migrator.migrateToLatest();
+  // kysely looks for its bookkeeping tables by listing the tables of every schema in the
+  // database; a schema dropped by someone else meanwhile fails that listing ("relation … does
+  // not exist"). Nothing has run yet then, so it is safe to look again.
+  for (let attempt = 1; error && results === undefined && droppedMeanwhile(error) && attempt <= 5; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    ({ error, results } = await migrator.migrateToLatest());
+  }
   const failed = results?.find((r) => r.status === "Error");
   if (error) {
     const name = failed ? ` (${failed.migrationName})` : "";
@@ -19,4 +26,10 @@ export async function migrateToLatest(db: Kysely<Database>, schema?: string): Pr
     });
   }
   return { applied: (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName) };
+}
+
+/** undefined_table / invalid_schema_name: what a concurrent DROP makes of a catalog listing. */
+function droppedMeanwhile(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === "42P01" || code === "3F000";
 }
