@@ -4,17 +4,23 @@ import type { Store } from "../store/store.js";
 import type { OutboxApplier } from "../sync/applier.js";
 import type { ConsistencyTokens } from "../sync/consistency.js";
 import { rebuild, reconcile, type ReconcileReport } from "../sync/reconcile.js";
+import { Backup } from "./backup.js";
 import { deriveAll, deriveBatches } from "./graph.js";
 
 /** Keeping the permission index (SpiceDB) equal to what Postgres implies. */
 export class IndexMaintenance {
+  /** Export and import of the system of record (an import fills the index through the outbox). */
+  readonly backup: Backup;
+
   constructor(
     private readonly store: Store,
     private readonly engine: Engine,
     private readonly applier: OutboxApplier,
     private readonly tokens: ConsistencyTokens,
     private readonly schema: SchemaModel,
-  ) {}
+  ) {
+    this.backup = new Backup({ store, applier, tokens, maxUpdatesPerBatch: engine.maxUpdatesPerWrite });
+  }
 
   async reconcile(dryRun: boolean): Promise<ReconcileReport & { token: string }> {
     const report = await reconcile(
