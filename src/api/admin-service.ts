@@ -33,13 +33,17 @@ export function adminService(index: IndexMaintenance, notifications: Notificatio
         lastAppliedBatch: BigInt(s.lastApplied),
         lastError: s.oldestPendingError ?? "",
         attempts: s.oldestPendingAttempts,
+        engine: index.engineKind,
       };
     },
     async *exportData(_req, ctx) {
       for await (const record of index.backup.export(ctx.signal)) {
-        yield record.kind === "header"
-          ? { record: { case: "header" as const, value: record.header } }
-          : { record: { case: "row" as const, value: { table: record.table, json: record.json } } };
+        yield {
+          record:
+            record.kind === "header"
+              ? { record: { case: "header" as const, value: record.header } }
+              : { record: { case: "row" as const, value: { table: record.table, json: record.json } } },
+        };
       }
     },
     async importData(req) {

@@ -7,7 +7,7 @@ import type { Store } from "../store/store.js";
 import { OutboxPendingError, type OutboxApplier } from "../sync/applier.js";
 import { RelationshipChanges } from "../sync/changes.js";
 import type { ConsistencyTokens } from "../sync/consistency.js";
-import { DomainError, invalid, refused } from "./errors.js";
+import { invalid, refused } from "./errors.js";
 import { deriveRow } from "./graph.js";
 
 export const EXPORT_FORMAT = "sharegraph-export";
@@ -232,7 +232,6 @@ function rowError(err: unknown, table: BackupTable, position: number): unknown {
     return invalid(where, `refers to a row that is not there (${err.constraint}); rows must come after the rows they refer to, as an export writes them`);
   }
   if (err instanceof StoreRejectedRowError) return invalid(where, `a value is not allowed${err.constraint ? ` (${err.constraint})` : ""}`);
-  if (err instanceof DomainError) return err;
   return err;
 }
 

@@ -42,6 +42,11 @@ export class IndexMaintenance {
     return (await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveBatches, ...(onProgress ? { onProgress } : {}) })).written;
   }
 
+  /** The engine's kind ("embedded", "spicedb", "remote"). */
+  get engineKind(): string {
+    return this.engine.kind;
+  }
+
   outboxStatus() {
     return this.store.read.outbox.status();
   }
