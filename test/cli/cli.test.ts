@@ -10,6 +10,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadDemo } from "../../src/demo.js";
 import type { CheckBulkPermissionsItem } from "../../src/gen/sharegraph/v1/permission_service_pb.js";
@@ -275,6 +276,18 @@ describe("sharegraph export / import", () => {
     const notJson = await onEmpty(["import"], `${header}\n{oops\n`);
     expect(notJson).toMatchObject({ code: 2, stderr: "sharegraph import: line 2: not valid JSON\n" });
 
+    // The API itself: the first call starts with the header, a later call names a known import.
+    const admin = empty.clients().admin;
+    const row = (json: string) => ({ record: { case: "row" as const, value: { table: "users", json } } });
+    await expect(admin.importData({ records: [row(JSON.stringify(JSON.parse(user).row))] })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+      rawMessage: "record 1: an import starts with the export's header record",
+    });
+    await expect(admin.importData({ importId: "nope", records: [row("{}")] })).rejects.toMatchObject({ code: Code.FailedPrecondition, rawMessage: expect.stringContaining("import nope is not in progress") });
+    const future = { ...(JSON.parse(header) as { header: Record<string, unknown> }).header, version: 2 };
+    const newer = await onEmpty(["import"], `${JSON.stringify({ header: future })}\n`);
+    expect(newer.stderr).toContain("record 1 (header): format version 2 is not supported");
+
     const imported = await onEmpty(["import", file, "--json"]);
     expect(imported.stderr).toBe("");
     expect(imported.code).toBe(0);
@@ -328,7 +341,11 @@ describe("sharegraph export / import", () => {
 
     // An export of the restored deployment has the same rows, but for the platform
     // admin's user row, which the restored deployment wrote itself when it started.
-    const rows = (text: string) => text.split("\n").slice(1).filter((l) => !l.startsWith('{"table":"users","row":{"id":"admin",'));
+    const rows = (text: string) =>
+      text
+        .split("\n")
+        .slice(1)
+        .filter((l) => l !== "" && !l.startsWith('{"table":"users","row":{"id":"admin",'));
     const again = await onEmpty(["export"]);
     expect(rows(again.stdout)).toEqual(rows(piped.stdout));
     expect(rows(again.stdout).length).toBe(lines.length - 2);
