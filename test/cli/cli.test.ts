@@ -17,6 +17,8 @@ import type { CheckBulkPermissionsItem } from "../../src/gen/sharegraph/v1/permi
 import { ADMIN_KEY, CHECK_KEY, startTestServer, type TestServer } from "../support/server.js";
 
 const BIN = fileURLToPath(new URL("../../bin/sharegraph.js", import.meta.url));
+/** An admin key of a calling service, bound to the actors it may assert. */
+const BOUND_KEY = "test-bound-key-0123456789";
 const FULLY = { requirement: { case: "fullyConsistent" as const, value: true } };
 
 interface Result {
@@ -52,7 +54,10 @@ const onDemo = (args: readonly string[], key = ADMIN_KEY) => cli(args, { env: { 
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "sg-cli-"));
-  [demo, empty] = await Promise.all([startTestServer({ overrides: { afterIndexReady: loadDemo } }), startTestServer()]);
+  [demo, empty] = await Promise.all([
+    startTestServer({ overrides: { afterIndexReady: loadDemo }, env: { SHAREGRAPH_API_KEYS: `${ADMIN_KEY}:admin,${CHECK_KEY}:check,${BOUND_KEY}:admin;name=dashboard;actors=alice` } }),
+    startTestServer(),
+  ]);
   // A partner that accepted, and an invitation still pending: rows of the partner tables for the export.
   const c = demo.clients();
   const invited = await c.partner.invitePartner({ actor: "alice", ownerOrganizationId: "acme", email: "pat@globex.example", items: [{ type: "report", id: "pipeline" }] });
@@ -361,11 +366,19 @@ describe("sharegraph export / import", () => {
     expect(twice.stderr).toContain("(failed_precondition)");
   });
 
-  it("export and import need an admin key", async () => {
-    const r = await onDemo(["export"], CHECK_KEY);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain("needs an admin API key");
-    expect(r.stderr).toContain("(permission_denied)");
+  it("export and import need an operator's admin key: not a check key, not a key bound to actors", async () => {
+    const [check, bound, boundImport] = await Promise.all([
+      onDemo(["export"], CHECK_KEY),
+      onDemo(["export"], BOUND_KEY),
+      cli(["import"], { env: { SHAREGRAPH_ADDR: demo.address, SHAREGRAPH_API_KEY: BOUND_KEY }, input: '{"header":{"format":"sharegraph-export","version":1}}\n' }),
+    ]);
+    expect(check.code).toBe(2);
+    expect(check.stderr).toContain("needs an admin API key");
+    expect(check.stderr).toContain("(permission_denied)");
+    expect(bound.code).toBe(2);
+    expect(bound.stderr).toContain('API key "dashboard" may not export the system of record: it is bound to actors; use an operator key (actors=*) (permission_denied)');
+    expect(boundImport.code).toBe(2);
+    expect(boundImport.stderr).toContain('API key "dashboard" may not import the system of record');
   });
 });
 

@@ -105,7 +105,7 @@ export const exportData: Command = {
   {"header": {format, version, migration, exportedAt, omitted}}, then
   {"table": "...", "row": {...}} for every row, tables in dependency order.
   Left out: the server key, the outbox and the notifications (see the header).
-  Needs an admin key.`,
+  Needs an operator's admin key (not one bound to actors).`,
   options: {},
   async run(ctx, positionals) {
     if (positionals.length > 1) throw new UsageError("expected at most 1 argument: export [file]");
@@ -151,7 +151,7 @@ export const importData: Command = {
   usage: `sharegraph import [file]
   Reads an export (JSON lines) from the file (or standard input) and writes
   it in batches of ${IMPORT_BATCH} records; the server refuses a deployment that
-  is not empty, and names the line of a bad record. Needs an admin key.`,
+  is not empty, and names the line of a bad record. Needs an operator's admin key (not one bound to actors).`,
   options: {},
   async run(ctx, positionals) {
     if (positionals.length > 1) throw new UsageError("expected at most 1 argument: import [file]");
