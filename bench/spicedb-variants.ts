@@ -33,6 +33,7 @@ import { v1 } from "@authzed/authzed-node";
 import { prepareDatastore } from "../src/engine/spicedb-datastore.js";
 import { DEFAULT_SPICEDB_BINARY } from "../src/engine/spicedb-config.js";
 import { freePort, SpiceDbProcess } from "../src/engine/spicedb-process.js";
+import { supervisedDatastoreUri } from "../src/engine/supervised.js";
 import { createLogger } from "../src/logger.js";
 import { CteBaseline } from "./cte.js";
 import { ensureDataset, scaleFromEnv, type Probe, type SamplePair } from "./dataset.js";
@@ -41,9 +42,25 @@ import { round, runLoad, type LoadResult } from "./lib/load.js";
 import { sliceSample } from "./lib/sample.js";
 import { answers } from "./lines/checks.js";
 
-const VARIANTS: Record<string, { readonly args: readonly string[]; readonly why: string }> = {
-  default: { args: [], why: "the flags sharegraph's supervised engine uses" },
+const VARIANTS: Record<string, { readonly args: readonly string[]; readonly why: string; readonly uriParams?: string }> = {
+  default: { args: [], why: "what sharegraph's supervised engine runs: its flags, and its datastore URI (statements prepared once per connection)" },
+  "unprepared": {
+    args: [],
+    uriParams: "default_query_exec_mode=exec",
+    why: "SpiceDB's own default: unnamed statements, parsed and planned every time (sharegraph's supervised engine before this change)",
+  },
+  "tls-loopback": {
+    args: [],
+    uriParams: "sslmode=prefer",
+    why: "pgx's default sslmode: TLS to Postgres even on loopback (sharegraph's supervised engine before this change)",
+  },
+  "generic-plans": {
+    args: [],
+    uriParams: "plan_cache_mode=force_generic_plan",
+    why: "as default, and Postgres plans each prepared statement once",
+  },
   "query-plan": { args: ["--experimental-query-plan=check,lr,ls"], why: "SpiceDB's experimental query-plan engine for checks and lookups" },
+  "query-plan-lr": { args: ["--experimental-query-plan=lr"], why: "the query-plan engine for LookupResources only" },
   lr3: { args: ["--experimental-lookup-resources-version=lr3"], why: "SpiceDB's experimental LookupResources v3 (streams as it finds)" },
   "concurrency-4": { args: ["--dispatch-concurrency-limit=4"], why: "fewer goroutines per request on 2 cores" },
 };
@@ -78,7 +95,7 @@ for (const variantName of chosen) {
   const variant = VARIANTS[variantName];
   if (!variant) throw new Error(`unknown variant ${variantName}; known: ${Object.keys(VARIANTS).join(", ")}`);
   progress(`${variantName}: starting spicedb serve ${variant.args.join(" ")}`);
-  results.push({ variant: variantName, args: variant.args, why: variant.why, ...(await measure(variantName, variant.args)) });
+  results.push({ variant: variantName, args: variant.args, uriParams: variant.uriParams ?? "", why: variant.why, ...(await measure(variantName, variant.args, variant.uriParams)) });
 }
 await admin.end();
 
@@ -91,20 +108,22 @@ const md = [
   "| variant | agrees with CTE | cold, 1 client | cold, " + clients + " clients | SpiceDB CPU ms/check | Postgres CPU ms/check | statements/check | lookups 10 / 1k / 10k: first, all ms |",
   "|---|---|---|---|---|---|---|---|",
   ...results.map((r) =>
-    `| ${r.variant} \`${r.args.join(" ")}\` | ${r.agreement.agree}/${r.agreement.pairs} | ${line(r.single)} | ${line(r.concurrent)} | ${r.cpu.spicedbMsPerCheck} | ${r.cpu.postgresMsPerCheck} | ${r.cpu.statementsPerCheck} | ${r.lookups.map((l) => `${l.expected}: ${l.firstMs}, ${l.allMs}${l.eachOnce && l.matches ? "" : " (wrong)"}${l.error ? ` (${l.error})` : ""}`).join("; ")} |`,
+    `| ${r.variant} \`${[...r.args, r.uriParams ? `?${r.uriParams}` : ""].join(" ").trim()}\` | ${r.agreement.agree}/${r.agreement.pairs} | ${line(r.single)} | ${line(r.concurrent)} | ${r.cpu.spicedbMsPerCheck} | ${r.cpu.postgresMsPerCheck} | ${r.cpu.statementsPerCheck} | ${r.lookups.map((l) => `${l.expected}: ${l.firstMs}, ${l.allMs}${l.eachOnce && l.matches ? "" : " (wrong)"}${l.error ? ` (${l.error})` : ""}`).join("; ")} |`,
   ),
   "",
 ].join("\n");
 writeFileSync(new URL(`${name}.md`, resultsDir), md);
 process.stdout.write(md);
 
-async function measure(variantName: string, args: readonly string[]) {
+async function measure(variantName: string, args: readonly string[], uriParams: string | undefined) {
   const log = createLogger("warn");
   await prepareDatastore(binary, dataset.spicedbDatastoreUrl, log);
   const key = randomBytes(16).toString("hex");
   const metricsPort = await freePort();
   const extraArgs = [...args, ...(profile ? ["--metrics-enabled=true", `--metrics-addr=127.0.0.1:${metricsPort}`] : [])];
-  const spicedb = new SpiceDbProcess({ binary, datastoreUri: dataset.spicedbDatastoreUrl, port: await freePort(), presharedKey: key, maxUpdatesPerWrite: 1000, poolSize: 10, extraArgs }, log);
+  // The variant's parameters first: supervisedDatastoreUri() leaves a default_query_exec_mode that is there.
+  const datastoreUri = supervisedDatastoreUri(uriParams ? `${dataset.spicedbDatastoreUrl}${dataset.spicedbDatastoreUrl.includes("?") ? "&" : "?"}${uriParams}` : dataset.spicedbDatastoreUrl);
+  const spicedb = new SpiceDbProcess({ binary, datastoreUri, port: await freePort(), presharedKey: key, maxUpdatesPerWrite: 1000, poolSize: 10, extraArgs }, log);
   await spicedb.start();
   const zed = spicedbClients(spicedb.endpoint, key, 8);
   try {

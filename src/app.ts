@@ -246,12 +246,18 @@ export class App {
     const serviceRelationships = new ServiceRelationships({ store, writer, authz, limits: SERVICE_LIMITS });
     const notifications = new NotificationLog(store);
     const dispatcher = this.#createDispatcher(store, invitationTokens);
-    const index = new IndexMaintenance(store, engine, applier, tokens, schema);
+    const refreshStatistics = async () => {
+      if (!made.record) return;
+      const started = Date.now();
+      await made.record.analyze();
+      log.info({ ms: Date.now() - started }, "SpiceDB datastore: planner statistics refreshed after the rebuild (ANALYZE)");
+    };
+    const index = new IndexMaintenance(store, engine, applier, tokens, schema, refreshStatistics);
     this.domain = { store, engine, directory, permissions, explainer, catalog, sharing, partners, channelPartners, serviceRelationships, notifications, dispatcher, index, applier, tokens };
 
     // The index is prepared after create() returns: start() can listen meanwhile,
     // health NOT_SERVING and reads refused by the gate, so a long rebuild is visible.
-    const startupIndex = new IndexMaintenance(store, made.engine, applier, tokens, schema);
+    const startupIndex = new IndexMaintenance(store, made.engine, applier, tokens, schema, refreshStatistics);
     this.health.setDependency(INDEX, false);
     this.#ready = this.#prepareIndex(async () => {
       const onProgress = (written: number) => gate.progress(written);

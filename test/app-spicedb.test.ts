@@ -14,6 +14,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropDatabase } from "../src/engine/spicedb-datastore.js";
@@ -186,6 +187,22 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("SHAREGRAPH_ENGINE=spic
     // A token from the old datastore is still accepted (answered fully consistent).
     expect(await allowed(acme, "manage", "ann", atLeastAsFresh(annToken))).toBe(true);
     expect(await server.clients().admin.reconcile({ dryRun: true })).toMatchObject({ missing: 0, extra: 0 });
+  });
+
+  it("after a rebuild the datastore's planner statistics describe the rebuilt table, not the empty one of before (ANALYZE)", async () => {
+    // Still the server of the test above, which rebuilt into a fresh datastore.
+    const [rebuilt] = logged("SpiceDB datastore rebuilt from Postgres") as unknown as Array<{ relationships: number }>;
+    expect(rebuilt!.relationships).toBeGreaterThan(0);
+    expect(logged("SpiceDB datastore: planner statistics refreshed after the rebuild (ANALYZE)")).toHaveLength(1);
+    const client = new pg.Client({ connectionString: datastoreUri });
+    await client.connect();
+    try {
+      // reltuples is what the planner believes: -1 or 0 until an ANALYZE has seen the rows.
+      const { rows } = await client.query<{ reltuples: number }>("select reltuples from pg_class where relname = 'relation_tuple'");
+      expect(rows[0]!.reltuples).toBeGreaterThanOrEqual(rebuilt!.relationships);
+    } finally {
+      await client.end();
+    }
   });
 
   it("a datastore Postgres that cannot be reached fails start-up, naming it, and leaves no SpiceDB behind", async () => {

@@ -4,6 +4,7 @@ import { v1 } from "@authzed/authzed-node";
 import { describeSchema, loadSchemaText } from "../../src/engine/schema.js";
 import { prepareDatastore } from "../../src/engine/spicedb-datastore.js";
 import { SpiceDbProcess, freePort } from "../../src/engine/spicedb-process.js";
+import { supervisedDatastoreUri } from "../../src/engine/supervised.js";
 import { createLogger } from "../../src/logger.js";
 import type { Dataset } from "../dataset.js";
 import { MINIMIZE_LATENCY, exactSnapshot, spicedbChecker, spicedbClients } from "../lib/clients.js";
@@ -35,7 +36,8 @@ export async function engineAloneSession(
   const log = createLogger("warn");
   await prepareDatastore(binary, dataset.spicedbDatastoreUrl, log);
   const key = randomBytes(16).toString("hex");
-  const spicedb = new SpiceDbProcess({ binary, datastoreUri: dataset.spicedbDatastoreUrl, port: await freePort(), presharedKey: key, maxUpdatesPerWrite: 1000, poolSize: 10 }, log);
+  // The URI sharegraph gives its supervised SpiceDB (prepared statements; no TLS on loopback), so that only the gateway differs.
+  const spicedb = new SpiceDbProcess({ binary, datastoreUri: supervisedDatastoreUri(dataset.spicedbDatastoreUrl), port: await freePort(), presharedKey: key, maxUpdatesPerWrite: 1000, poolSize: 10 }, log);
   await spicedb.start();
   const clients = spicedbClients(spicedb.endpoint, key, 4);
   try {

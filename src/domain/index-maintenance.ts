@@ -18,6 +18,8 @@ export class IndexMaintenance {
     private readonly applier: OutboxApplier,
     private readonly tokens: ConsistencyTokens,
     private readonly schema: SchemaModel,
+    /** After a rebuild's bulk write, before anything reads it back: a persistent datastore refreshes its planner statistics. */
+    private readonly afterBulkWrite: () => Promise<void> = async () => {},
   ) {
     this.backup = new Backup({ store, applier, tokens, maxUpdatesPerBatch: engine.maxUpdatesPerWrite });
   }
@@ -33,6 +35,7 @@ export class IndexMaintenance {
   /** Writes everything, then removes what Postgres no longer implies. */
   async rebuild(onProgress?: (written: number) => void): Promise<{ written: number; token: string }> {
     const result = await rebuild({ store: this.store, engine: this.engine, applier: this.applier, derive: deriveBatches, ...(onProgress ? { onProgress } : {}) });
+    await this.afterBulkWrite();
     await this.reconcile(false);
     return { written: result.written, token: this.tokens.current() };
   }

@@ -26,7 +26,7 @@ import {
   freePort,
   type OrphanGuard,
 } from "../../src/engine/spicedb-process.js";
-import { createSupervisedEngine, type SupervisedSpiceDb, type SupervisedSpiceDbOptions } from "../../src/engine/supervised.js";
+import { createSupervisedEngine, supervisedDatastoreUri, type SupervisedSpiceDb, type SupervisedSpiceDbOptions } from "../../src/engine/supervised.js";
 import { SPICEDB_BINARY, freshDatastoreUri, quietLogger, realSpiceDb, realSpiceDbTitle } from "../support/spicedb-server.js";
 
 type LogEntry = { level: number; msg: string } & Record<string, unknown>;
@@ -130,12 +130,26 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("supervised SpiceDB (sp
       expect(await supervised.engine.readSchema()).toContain("definition dashboard");
     });
 
+    it("has SpiceDB's Postgres driver prepare its statements once per connection (default_query_exec_mode=cache_statement), unless the URI says otherwise", () => {
+      expect(new URL(supervisedDatastoreUri(datastoreUri)).searchParams.get("default_query_exec_mode")).toBe("cache_statement");
+      const pooler = `${datastoreUri}${datastoreUri.includes("?") ? "&" : "?"}default_query_exec_mode=simple_protocol`;
+      expect(new URL(supervisedDatastoreUri(pooler)).searchParams.getAll("default_query_exec_mode")).toEqual(["simple_protocol"]);
+      expect(environ(supervised.process.pid!).find((e) => e.startsWith("SPICEDB_DATASTORE_CONN_URI="))).toContain("default_query_exec_mode=cache_statement");
+    });
+
+    it("talks to a datastore on a loopback address without TLS, unless the URI asks for it; never changes it for another host", () => {
+      expect(new URL(supervisedDatastoreUri("postgres://u@127.0.0.1:5432/db")).searchParams.get("sslmode")).toBe("disable");
+      expect(new URL(supervisedDatastoreUri("postgres://u@localhost/db")).searchParams.get("sslmode")).toBe("disable");
+      expect(new URL(supervisedDatastoreUri("postgres://u@127.0.0.1/db?sslmode=require")).searchParams.getAll("sslmode")).toEqual(["require"]);
+      expect(new URL(supervisedDatastoreUri("postgres://u@db.internal:5432/db")).searchParams.has("sslmode")).toBe(false);
+    });
+
     it("keeps its secrets off the command line and SpiceDB's flag variables of ours out of its environment", async () => {
       const pid = supervised.process.pid!;
       const env = environ(pid);
       const key = env.find((e) => e.startsWith("SPICEDB_GRPC_PRESHARED_KEY="))?.split("=")[1];
       expect(key).toMatch(/^[A-Za-z0-9_-]{32}$/);
-      expect(env.find((e) => e.startsWith("SPICEDB_DATASTORE_CONN_URI="))).toBe(`SPICEDB_DATASTORE_CONN_URI=${datastoreUri}`);
+      expect(env.find((e) => e.startsWith("SPICEDB_DATASTORE_CONN_URI="))).toBe(`SPICEDB_DATASTORE_CONN_URI=${supervisedDatastoreUri(datastoreUri)}`);
       expect(env.filter((e) => e.startsWith("SPICEDB_")).map((e) => e.split("=")[0]).sort()).toEqual(["SPICEDB_DATASTORE_CONN_URI", "SPICEDB_GRPC_PRESHARED_KEY"]);
       expect(cmdline(pid).join(" ")).not.toContain(key);
       expect(cmdline(pid).join(" ")).not.toContain(datastoreUri);
