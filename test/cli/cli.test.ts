@@ -366,6 +366,29 @@ describe("sharegraph export / import", () => {
     expect(twice.stderr).toContain("(failed_precondition)");
   });
 
+  it("an import in many small batches (each call continues the first one's import) restores the same rows", async () => {
+    const file = join(work, "batches.jsonl");
+    expect((await onDemo(["export", file])).code).toBe(0);
+    const third = await startTestServer();
+    try {
+      const env = { SHAREGRAPH_ADDR: third.address, SHAREGRAPH_API_KEY: ADMIN_KEY };
+      const imported = await cli(["import", file, "--batch-size", "7", "--json"], { env });
+      expect(imported.stderr).toBe("");
+      const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+      // Every row but the platform admin's user and platform-admin rows, which the fresh deployment already had.
+      expect(JSON.parse(imported.stdout)).toMatchObject({ rowsWritten: lines.length - 3 });
+      const reconciled = await cli(["reconcile", "--dry-run", "--json"], { env });
+      expect(JSON.parse(reconciled.stdout)).toMatchObject({ missing: 0, extra: 0 });
+      expect((await cli(["check", "dashboard:q3-revenue", "edit", "user:dave"], { env })).code).toBe(0);
+      expect((await cli(["check", "dashboard:q3-revenue", "edit", "user:bob"], { env })).code).toBe(1);
+      const bad = await cli(["import", file, "--batch-size", "0"], { env });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('--batch-size "0": a whole number from 1 to 1000');
+    } finally {
+      await third.stop();
+    }
+  });
+
   it("export and import need an operator's admin key: not a check key, not a key bound to actors", async () => {
     const [check, bound, boundImport] = await Promise.all([
       onDemo(["export"], CHECK_KEY),

@@ -144,17 +144,24 @@ export const exportData: Command = {
 };
 
 const IMPORT_BATCH = 500;
+/** The server's limit per ImportData call. */
+const MAX_BATCH = 1_000;
 
 export const importData: Command = {
   name: "import",
   summary: "restore an export into an empty deployment",
   usage: `sharegraph import [file]
   Reads an export (JSON lines) from the file (or standard input) and writes
-  it in batches of ${IMPORT_BATCH} records; the server refuses a deployment that
-  is not empty, and names the line of a bad record. Needs an operator's admin key (not one bound to actors).`,
-  options: {},
-  async run(ctx, positionals) {
+  it in batches; the server refuses a deployment that is not empty, and
+  names the line of a bad record. Needs an operator's admin key (not one
+  bound to actors).
+  --batch-size <n>   records per call (1-${MAX_BATCH}, default ${IMPORT_BATCH})`,
+  options: { "batch-size": { type: "string" } },
+  async run(ctx, positionals, values) {
     if (positionals.length > 1) throw new UsageError("expected at most 1 argument: import [file]");
+    const sizeText = values["batch-size"];
+    const batchSize = typeof sizeText === "string" ? Number(sizeText) : IMPORT_BATCH;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) throw new UsageError(`--batch-size ${JSON.stringify(sizeText)}: a whole number from 1 to ${MAX_BATCH}`);
     const file = positionals[0] && positionals[0] !== "-" ? positionals[0] : undefined;
     const input = file ? createReadStream(file) : process.stdin;
     if (file) await once(input, "open").catch((err: Error) => {
@@ -187,7 +194,7 @@ export const importData: Command = {
       if (blankAt) throw new LineError(blankAt, "empty line inside the export");
       if (batch.length === 0) firstLine = lineNo;
       batch.push(fromLine(text, lineNo));
-      if (batch.length >= IMPORT_BATCH) await flush();
+      if (batch.length >= batchSize) await flush();
     }
     if (lineNo === 0 || (batch.length === 0 && importId === "")) throw new LineError(1, "the export is empty (no header)");
     await flush();
