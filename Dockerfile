@@ -5,6 +5,7 @@ COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY bin ./bin
 COPY schema ./schema
 RUN npm run build && npm prune --omit=dev
 
@@ -14,6 +15,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/bin ./bin
 # The SpiceDB schema is read at start-up (written to SpiceDB, used to validate requests).
 COPY --from=build /app/schema ./schema
 USER node

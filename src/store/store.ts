@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Transaction } from "kysely";
+import { BackupRepo } from "./backup.js";
 import { cascadeDelete, type CascadeResult } from "./cascade.js";
 import { ChannelPartnersRepo } from "./channel-partners.js";
 import { openDatabase, ping, type DatabaseTarget, type OpenDatabase } from "./connect.js";
@@ -34,6 +35,7 @@ export class Repositories {
   readonly notifications: NotificationsRepo;
   readonly outbox: OutboxRepo;
   readonly serverKeys: ServerKeysRepo;
+  readonly backup: BackupRepo;
 
   constructor(private readonly db: Kysely<Database>) {
     this.users = new UsersRepo(db);
@@ -50,6 +52,7 @@ export class Repositories {
     this.notifications = new NotificationsRepo(db);
     this.outbox = new OutboxRepo(db);
     this.serverKeys = new ServerKeysRepo(db);
+    this.backup = new BackupRepo(db);
   }
 
   /** Deletes rows by id and everything depending on them; returns all removed and changed rows. */

@@ -12,7 +12,212 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sharegraph/v1/admin_service.proto.
  */
 export const file_sharegraph_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFzaGFyZWdyYXBoL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDXNoYXJlZ3JhcGgudjEiIwoQUmVjb25jaWxlUmVxdWVzdBIPCgdkcnlfcnVuGAEgASgIIr4BChFSZWNvbmNpbGVSZXNwb25zZRIeChZleHBlY3RlZF9yZWxhdGlvbnNoaXBzGAEgASgNEhwKFGFjdHVhbF9yZWxhdGlvbnNoaXBzGAIgASgNEg8KB21pc3NpbmcYAyABKA0SDQoFZXh0cmEYBCABKA0SGAoQbWlzc2luZ19leGFtcGxlcxgFIAMoCRIWCg5leHRyYV9leGFtcGxlcxgGIAMoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgHIAEoCSIQCg5SZWJ1aWxkUmVxdWVzdCJLCg9SZWJ1aWxkUmVzcG9uc2USHQoVcmVsYXRpb25zaGlwc193cml0dGVuGAEgASgNEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAIgASgJIhgKFkdldE91dGJveFN0YXR1c1JlcXVlc3QidAoXR2V0T3V0Ym94U3RhdHVzUmVzcG9uc2USFwoPcGVuZGluZ19iYXRjaGVzGAEgASgNEhoKEmxhc3RfYXBwbGllZF9iYXRjaBgCIAEoBBISCgpsYXN0X2Vycm9yGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNImcKGExpc3ROb3RpZmljYXRpb25zUmVxdWVzdBIRCglyZWNpcGllbnQYASABKAkSDgoGc3RhdHVzGAIgASgJEigKBHBhZ2UYAyABKAsyGi5zaGFyZWdyYXBoLnYxLlBhZ2VSZXF1ZXN0IrUBCgxOb3RpZmljYXRpb24SCgoCaWQYASABKAkSDAoEa2luZBgCIAEoCRIRCglyZWNpcGllbnQYAyABKAkSDwoHc3ViamVjdBgEIAEoCRIMCgRib2R5GAUgASgJEg4KBnN0YXR1cxgGIAEoCRIQCghhdHRlbXB0cxgHIAEoDRISCgpsYXN0X2Vycm9yGAggASgJEhIKCmNyZWF0ZWRfYXQYCSABKAkSDwoHc2VudF9hdBgKIAEoCSJoChlMaXN0Tm90aWZpY2F0aW9uc1Jlc3BvbnNlEjIKDW5vdGlmaWNhdGlvbnMYASADKAsyGy5zaGFyZWdyYXBoLnYxLk5vdGlmaWNhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky8gIKDEFkbWluU2VydmljZRJOCglSZWNvbmNpbGUSHy5zaGFyZWdyYXBoLnYxLlJlY29uY2lsZVJlcXVlc3QaIC5zaGFyZWdyYXBoLnYxLlJlY29uY2lsZVJlc3BvbnNlEkgKB1JlYnVpbGQSHS5zaGFyZWdyYXBoLnYxLlJlYnVpbGRSZXF1ZXN0Gh4uc2hhcmVncmFwaC52MS5SZWJ1aWxkUmVzcG9uc2USYAoPR2V0T3V0Ym94U3RhdHVzEiUuc2hhcmVncmFwaC52MS5HZXRPdXRib3hTdGF0dXNSZXF1ZXN0GiYuc2hhcmVncmFwaC52MS5HZXRPdXRib3hTdGF0dXNSZXNwb25zZRJmChFMaXN0Tm90aWZpY2F0aW9ucxInLnNoYXJlZ3JhcGgudjEuTGlzdE5vdGlmaWNhdGlvbnNSZXF1ZXN0Giguc2hhcmVncmFwaC52MS5MaXN0Tm90aWZpY2F0aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_sharegraph_v1_common]);
+  fileDesc("CiFzaGFyZWdyYXBoL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDXNoYXJlZ3JhcGgudjEiEwoRRXhwb3J0RGF0YVJlcXVlc3QiPwoSRXhwb3J0RGF0YVJlc3BvbnNlEikKBnJlY29yZBgBIAEoCzIZLnNoYXJlZ3JhcGgudjEuRGF0YVJlY29yZCJqCgpEYXRhUmVjb3JkEisKBmhlYWRlchgBIAEoCzIZLnNoYXJlZ3JhcGgudjEuRGF0YUhlYWRlckgAEiUKA3JvdxgCIAEoCzIWLnNoYXJlZ3JhcGgudjEuRGF0YVJvd0gAQggKBnJlY29yZCJmCgpEYXRhSGVhZGVyEg4KBmZvcm1hdBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgNEhEKCW1pZ3JhdGlvbhgDIAEoCRITCgtleHBvcnRlZF9hdBgEIAEoCRIPCgdvbWl0dGVkGAUgAygJIiYKB0RhdGFSb3cSDQoFdGFibGUYASABKAkSDAoEanNvbhgCIAEoCSJoChFJbXBvcnREYXRhUmVxdWVzdBIRCglpbXBvcnRfaWQYASABKAkSKgoHcmVjb3JkcxgCIAMoCzIZLnNoYXJlZ3JhcGgudjEuRGF0YVJlY29yZBIUCgxmaXJzdF9yZWNvcmQYAyABKAQibwoSSW1wb3J0RGF0YVJlc3BvbnNlEhEKCWltcG9ydF9pZBgBIAEoCRIUCgxyb3dzX3dyaXR0ZW4YAiABKA0SFQoNcmVsYXRpb25zaGlwcxgDIAEoDRIZChFjb25zaXN0ZW5jeV90b2tlbhgEIAEoCSIjChBSZWNvbmNpbGVSZXF1ZXN0Eg8KB2RyeV9ydW4YASABKAgivgEKEVJlY29uY2lsZVJlc3BvbnNlEh4KFmV4cGVjdGVkX3JlbGF0aW9uc2hpcHMYASABKA0SHAoUYWN0dWFsX3JlbGF0aW9uc2hpcHMYAiABKA0SDwoHbWlzc2luZxgDIAEoDRINCgVleHRyYRgEIAEoDRIYChBtaXNzaW5nX2V4YW1wbGVzGAUgAygJEhYKDmV4dHJhX2V4YW1wbGVzGAYgAygJEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAcgASgJIhAKDlJlYnVpbGRSZXF1ZXN0IksKD1JlYnVpbGRSZXNwb25zZRIdChVyZWxhdGlvbnNoaXBzX3dyaXR0ZW4YASABKA0SGQoRY29uc2lzdGVuY3lfdG9rZW4YAiABKAkiGAoWR2V0T3V0Ym94U3RhdHVzUmVxdWVzdCKEAQoXR2V0T3V0Ym94U3RhdHVzUmVzcG9uc2USFwoPcGVuZGluZ19iYXRjaGVzGAEgASgNEhoKEmxhc3RfYXBwbGllZF9iYXRjaBgCIAEoBBISCgpsYXN0X2Vycm9yGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNEg4KBmVuZ2luZRgFIAEoCSJnChhMaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QSEQoJcmVjaXBpZW50GAEgASgJEg4KBnN0YXR1cxgCIAEoCRIoCgRwYWdlGAMgASgLMhouc2hhcmVncmFwaC52MS5QYWdlUmVxdWVzdCK1AQoMTm90aWZpY2F0aW9uEgoKAmlkGAEgASgJEgwKBGtpbmQYAiABKAkSEQoJcmVjaXBpZW50GAMgASgJEg8KB3N1YmplY3QYBCABKAkSDAoEYm9keRgFIAEoCRIOCgZzdGF0dXMYBiABKAkSEAoIYXR0ZW1wdHMYByABKA0SEgoKbGFzdF9lcnJvchgIIAEoCRISCgpjcmVhdGVkX2F0GAkgASgJEg8KB3NlbnRfYXQYCiABKAkiaAoZTGlzdE5vdGlmaWNhdGlvbnNSZXNwb25zZRIyCg1ub3RpZmljYXRpb25zGAEgAygLMhsuc2hhcmVncmFwaC52MS5Ob3RpZmljYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMpoECgxBZG1pblNlcnZpY2USTgoJUmVjb25jaWxlEh8uc2hhcmVncmFwaC52MS5SZWNvbmNpbGVSZXF1ZXN0GiAuc2hhcmVncmFwaC52MS5SZWNvbmNpbGVSZXNwb25zZRJICgdSZWJ1aWxkEh0uc2hhcmVncmFwaC52MS5SZWJ1aWxkUmVxdWVzdBoeLnNoYXJlZ3JhcGgudjEuUmVidWlsZFJlc3BvbnNlEmAKD0dldE91dGJveFN0YXR1cxIlLnNoYXJlZ3JhcGgudjEuR2V0T3V0Ym94U3RhdHVzUmVxdWVzdBomLnNoYXJlZ3JhcGgudjEuR2V0T3V0Ym94U3RhdHVzUmVzcG9uc2USZgoRTGlzdE5vdGlmaWNhdGlvbnMSJy5zaGFyZWdyYXBoLnYxLkxpc3ROb3RpZmljYXRpb25zUmVxdWVzdBooLnNoYXJlZ3JhcGgudjEuTGlzdE5vdGlmaWNhdGlvbnNSZXNwb25zZRJTCgpFeHBvcnREYXRhEiAuc2hhcmVncmFwaC52MS5FeHBvcnREYXRhUmVxdWVzdBohLnNoYXJlZ3JhcGgudjEuRXhwb3J0RGF0YVJlc3BvbnNlMAESUQoKSW1wb3J0RGF0YRIgLnNoYXJlZ3JhcGgudjEuSW1wb3J0RGF0YVJlcXVlc3QaIS5zaGFyZWdyYXBoLnYxLkltcG9ydERhdGFSZXNwb25zZWIGcHJvdG8z", [file_sharegraph_v1_common]);
+
+/**
+ * @generated from message sharegraph.v1.ExportDataRequest
+ */
+export type ExportDataRequest = Message<"sharegraph.v1.ExportDataRequest"> & {
+};
+
+/**
+ * Describes the message sharegraph.v1.ExportDataRequest.
+ * Use `create(ExportDataRequestSchema)` to create a new message.
+ */
+export const ExportDataRequestSchema: GenMessage<ExportDataRequest> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_admin_service, 0);
+
+/**
+ * @generated from message sharegraph.v1.ExportDataResponse
+ */
+export type ExportDataResponse = Message<"sharegraph.v1.ExportDataResponse"> & {
+  /**
+   * @generated from field: sharegraph.v1.DataRecord record = 1;
+   */
+  record?: DataRecord | undefined;
+};
+
+/**
+ * Describes the message sharegraph.v1.ExportDataResponse.
+ * Use `create(ExportDataResponseSchema)` to create a new message.
+ */
+export const ExportDataResponseSchema: GenMessage<ExportDataResponse> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_admin_service, 1);
+
+/**
+ * One line of an export.
+ *
+ * @generated from message sharegraph.v1.DataRecord
+ */
+export type DataRecord = Message<"sharegraph.v1.DataRecord"> & {
+  /**
+   * @generated from oneof sharegraph.v1.DataRecord.record
+   */
+  record: {
+    /**
+     * @generated from field: sharegraph.v1.DataHeader header = 1;
+     */
+    value: DataHeader;
+    case: "header";
+  } | {
+    /**
+     * @generated from field: sharegraph.v1.DataRow row = 2;
+     */
+    value: DataRow;
+    case: "row";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sharegraph.v1.DataRecord.
+ * Use `create(DataRecordSchema)` to create a new message.
+ */
+export const DataRecordSchema: GenMessage<DataRecord> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_admin_service, 2);
+
+/**
+ * @generated from message sharegraph.v1.DataHeader
+ */
+export type DataHeader = Message<"sharegraph.v1.DataHeader"> & {
+  /**
+   * "sharegraph-export"
+   *
+   * @generated from field: string format = 1;
+   */
+  format: string;
+
+  /**
+   * 1 for this version.
+   *
+   * @generated from field: uint32 version = 2;
+   */
+  version: number;
+
+  /**
+   * The newest database migration applied, e.g. "0008_service_relationships".
+   *
+   * @generated from field: string migration = 3;
+   */
+  migration: string;
+
+  /**
+   * When the export was taken (RFC 3339).
+   *
+   * @generated from field: string exported_at = 4;
+   */
+  exportedAt: string;
+
+  /**
+   * Tables left out, and why.
+   *
+   * @generated from field: repeated string omitted = 5;
+   */
+  omitted: string[];
+};
+
+/**
+ * Describes the message sharegraph.v1.DataHeader.
+ * Use `create(DataHeaderSchema)` to create a new message.
+ */
+export const DataHeaderSchema: GenMessage<DataHeader> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_admin_service, 3);
+
+/**
+ * @generated from message sharegraph.v1.DataRow
+ */
+export type DataRow = Message<"sharegraph.v1.DataRow"> & {
+  /**
+   * A system-of-record table, e.g. "users", "grants".
+   *
+   * @generated from field: string table = 1;
+   */
+  table: string;
+
+  /**
+   * The row as a JSON object: column name to value; timestamps in RFC 3339.
+   *
+   * @generated from field: string json = 2;
+   */
+  json: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.DataRow.
+ * Use `create(DataRowSchema)` to create a new message.
+ */
+export const DataRowSchema: GenMessage<DataRow> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_admin_service, 4);
+
+/**
+ * @generated from message sharegraph.v1.ImportDataRequest
+ */
+export type ImportDataRequest = Message<"sharegraph.v1.ImportDataRequest"> & {
+  /**
+   * Empty on the first call (which must start with the header); then the
+   * import_id the first call returned.
+   *
+   * @generated from field: string import_id = 1;
+   */
+  importId: string;
+
+  /**
+   * At most 1,000 records.
+   *
+   * @generated from field: repeated sharegraph.v1.DataRecord records = 2;
+   */
+  records: DataRecord[];
+
+  /**
+   * The position of records[0] in the whole import (1-based), so that errors
+   * name the line; 0 counts from 1.
+   *
+   * @generated from field: uint64 first_record = 3;
+   */
+  firstRecord: bigint;
+};
+
+/**
+ * Describes the message sharegraph.v1.ImportDataRequest.
+ * Use `create(ImportDataRequestSchema)` to create a new message.
+ */
+export const ImportDataRequestSchema: GenMessage<ImportDataRequest> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_admin_service, 5);
+
+/**
+ * @generated from message sharegraph.v1.ImportDataResponse
+ */
+export type ImportDataResponse = Message<"sharegraph.v1.ImportDataResponse"> & {
+  /**
+   * @generated from field: string import_id = 1;
+   */
+  importId: string;
+
+  /**
+   * Rows written by this call.
+   *
+   * @generated from field: uint32 rows_written = 2;
+   */
+  rowsWritten: number;
+
+  /**
+   * Relationship updates this call queued for the permission index.
+   *
+   * @generated from field: uint32 relationships = 3;
+   */
+  relationships: number;
+
+  /**
+   * @generated from field: string consistency_token = 4;
+   */
+  consistencyToken: string;
+};
+
+/**
+ * Describes the message sharegraph.v1.ImportDataResponse.
+ * Use `create(ImportDataResponseSchema)` to create a new message.
+ */
+export const ImportDataResponseSchema: GenMessage<ImportDataResponse> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_admin_service, 6);
 
 /**
  * @generated from message sharegraph.v1.ReconcileRequest
@@ -31,7 +236,7 @@ export type ReconcileRequest = Message<"sharegraph.v1.ReconcileRequest"> & {
  * Use `create(ReconcileRequestSchema)` to create a new message.
  */
 export const ReconcileRequestSchema: GenMessage<ReconcileRequest> = /*@__PURE__*/
-  messageDesc(file_sharegraph_v1_admin_service, 0);
+  messageDesc(file_sharegraph_v1_admin_service, 7);
 
 /**
  * @generated from message sharegraph.v1.ReconcileResponse
@@ -84,7 +289,7 @@ export type ReconcileResponse = Message<"sharegraph.v1.ReconcileResponse"> & {
  * Use `create(ReconcileResponseSchema)` to create a new message.
  */
 export const ReconcileResponseSchema: GenMessage<ReconcileResponse> = /*@__PURE__*/
-  messageDesc(file_sharegraph_v1_admin_service, 1);
+  messageDesc(file_sharegraph_v1_admin_service, 8);
 
 /**
  * @generated from message sharegraph.v1.RebuildRequest
@@ -97,7 +302,7 @@ export type RebuildRequest = Message<"sharegraph.v1.RebuildRequest"> & {
  * Use `create(RebuildRequestSchema)` to create a new message.
  */
 export const RebuildRequestSchema: GenMessage<RebuildRequest> = /*@__PURE__*/
-  messageDesc(file_sharegraph_v1_admin_service, 2);
+  messageDesc(file_sharegraph_v1_admin_service, 9);
 
 /**
  * @generated from message sharegraph.v1.RebuildResponse
@@ -119,7 +324,7 @@ export type RebuildResponse = Message<"sharegraph.v1.RebuildResponse"> & {
  * Use `create(RebuildResponseSchema)` to create a new message.
  */
 export const RebuildResponseSchema: GenMessage<RebuildResponse> = /*@__PURE__*/
-  messageDesc(file_sharegraph_v1_admin_service, 3);
+  messageDesc(file_sharegraph_v1_admin_service, 10);
 
 /**
  * @generated from message sharegraph.v1.GetOutboxStatusRequest
@@ -132,7 +337,7 @@ export type GetOutboxStatusRequest = Message<"sharegraph.v1.GetOutboxStatusReque
  * Use `create(GetOutboxStatusRequestSchema)` to create a new message.
  */
 export const GetOutboxStatusRequestSchema: GenMessage<GetOutboxStatusRequest> = /*@__PURE__*/
-  messageDesc(file_sharegraph_v1_admin_service, 4);
+  messageDesc(file_sharegraph_v1_admin_service, 11);
 
 /**
  * @generated from message sharegraph.v1.GetOutboxStatusResponse
@@ -159,6 +364,14 @@ export type GetOutboxStatusResponse = Message<"sharegraph.v1.GetOutboxStatusResp
    * @generated from field: uint32 attempts = 4;
    */
   attempts: number;
+
+  /**
+   * The permission engine this server uses: "embedded", or the kind of the
+   * SpiceDB server it talks to (e.g. "spicedb" supervised, "remote").
+   *
+   * @generated from field: string engine = 5;
+   */
+  engine: string;
 };
 
 /**
@@ -166,7 +379,7 @@ export type GetOutboxStatusResponse = Message<"sharegraph.v1.GetOutboxStatusResp
  * Use `create(GetOutboxStatusResponseSchema)` to create a new message.
  */
 export const GetOutboxStatusResponseSchema: GenMessage<GetOutboxStatusResponse> = /*@__PURE__*/
-  messageDesc(file_sharegraph_v1_admin_service, 5);
+  messageDesc(file_sharegraph_v1_admin_service, 12);
 
 /**
  * @generated from message sharegraph.v1.ListNotificationsRequest
@@ -197,7 +410,7 @@ export type ListNotificationsRequest = Message<"sharegraph.v1.ListNotificationsR
  * Use `create(ListNotificationsRequestSchema)` to create a new message.
  */
 export const ListNotificationsRequestSchema: GenMessage<ListNotificationsRequest> = /*@__PURE__*/
-  messageDesc(file_sharegraph_v1_admin_service, 6);
+  messageDesc(file_sharegraph_v1_admin_service, 13);
 
 /**
  * @generated from message sharegraph.v1.Notification
@@ -261,7 +474,7 @@ export type Notification = Message<"sharegraph.v1.Notification"> & {
  * Use `create(NotificationSchema)` to create a new message.
  */
 export const NotificationSchema: GenMessage<Notification> = /*@__PURE__*/
-  messageDesc(file_sharegraph_v1_admin_service, 7);
+  messageDesc(file_sharegraph_v1_admin_service, 14);
 
 /**
  * @generated from message sharegraph.v1.ListNotificationsResponse
@@ -285,7 +498,7 @@ export type ListNotificationsResponse = Message<"sharegraph.v1.ListNotifications
  * Use `create(ListNotificationsResponseSchema)` to create a new message.
  */
 export const ListNotificationsResponseSchema: GenMessage<ListNotificationsResponse> = /*@__PURE__*/
-  messageDesc(file_sharegraph_v1_admin_service, 8);
+  messageDesc(file_sharegraph_v1_admin_service, 15);
 
 /**
  * Operating the permission index. Requires an `admin` API key.
@@ -337,6 +550,35 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ListNotificationsRequestSchema;
     output: typeof ListNotificationsResponseSchema;
+  },
+  /**
+   * The whole system of record, as records: first a header (format version,
+   * migration level), then one record per row of each table, in dependency
+   * order, read at one snapshot. Secrets are left out: the server key, the
+   * outbox and the notifications (which hold sealed invitation tokens).
+   *
+   * @generated from rpc sharegraph.v1.AdminService.ExportData
+   */
+  exportData: {
+    methodKind: "server_streaming";
+    input: typeof ExportDataRequestSchema;
+    output: typeof ExportDataResponseSchema;
+  },
+  /**
+   * Restores an export into an empty deployment, one bounded batch per call:
+   * the first call sends the header (and may send rows) with an empty
+   * import_id and gets one back; later calls send it with the next rows.
+   * Each batch is written in one transaction, and the relationships its rows
+   * imply go through the outbox, so SpiceDB ends up exact.
+   * FAILED_PRECONDITION if the deployment is not empty (or the import_id is
+   * unknown); INVALID_ARGUMENT naming the record for a bad one.
+   *
+   * @generated from rpc sharegraph.v1.AdminService.ImportData
+   */
+  importData: {
+    methodKind: "unary";
+    input: typeof ImportDataRequestSchema;
+    output: typeof ImportDataResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sharegraph_v1_admin_service, 0);
