@@ -42,6 +42,7 @@ import { createSupervisedEngine } from "./engine/supervised.js";
 import type { SpiceDbProcess } from "./engine/spicedb-process.js";
 import { describeSchema, loadSchemaText } from "./engine/schema.js";
 import type { Health } from "./gen/health/v1/health_pb.js";
+import { lockDataDir } from "./data-dir-lock.js";
 import { createLogger, type Logger } from "./logger.js";
 import { NotificationDispatcher, smtpSender } from "./notify/dispatcher.js";
 import { INVITATION_TOKEN_PURPOSE } from "./domain/mail.js";
@@ -63,6 +64,20 @@ function systemOfRecord(target: DatabaseTarget): string {
   }
   // An in-memory PGlite is new at every start: its index is never the one in a datastore.
   return target.dataDir ? `pglite:${resolve(target.dataDir)}` : `pglite:memory:${randomUUID()}`;
+}
+
+/** Why the port could not be had, naming the setting that chose it. */
+function listenError(err: unknown, addr: { host: string; port: number }): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  const where = `${addr.host.includes(":") ? `[${addr.host}]` : addr.host}:${addr.port}`;
+  if (code === "EADDRINUSE") {
+    return new Error(`SHAREGRAPH_ADDR: ${where} is already in use (another sharegraph?): stop what listens there, or set SHAREGRAPH_ADDR to another host:port`, { cause: err });
+  }
+  if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") {
+    return new Error(`SHAREGRAPH_ADDR: ${where} is not an address of this machine: set SHAREGRAPH_ADDR to one (e.g. 127.0.0.1:8080, or 0.0.0.0:8080 in a container)`, { cause: err });
+  }
+  if (code === "EACCES") return new Error(`SHAREGRAPH_ADDR: not allowed to listen on ${where} (ports below 1024 need privileges): set SHAREGRAPH_ADDR`, { cause: err });
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 /** Every call in flight listens on the shutdown signal: that is many listeners by design, not a leak. */
@@ -106,6 +121,13 @@ export interface AppOverrides {
   readonly afterIndexReady?: (domain: Domain, log: Logger) => Promise<void>;
 }
 
+
+/** record: a supervised SpiceDB's persistent datastore, and whether it holds a complete index; process: that SpiceDB. */
+interface MadeEngine {
+  readonly engine: Engine;
+  readonly record?: DatastoreIndexRecord;
+  readonly process?: SpiceDbProcess;
+}
 
 /** The health dependency that is down while the permission index is rebuilt at start-up. */
 const INDEX = "index";
@@ -194,14 +216,31 @@ export class App {
           }
         : { kind: "pglite", dataDir: join(config.dataDir, "pglite") });
 
-    const store = await Store.open(target);
-    this.#onClose("store", () => store.close());
-    const migrated = await store.migrate();
-    log.info({ database: store.kind, applied: migrated.applied }, "database ready");
-    this.#watchDatabase(store);
-    const serverKey = new ServerKey(await store.read.serverKeys.master(newServerKeyText));
+    if (!overrides.database && config.database.kind === "pglite") {
+      // Before PGlite opens its files: a second server on them is refused by name.
+      const release = lockDataDir(config.dataDir);
+      this.#onClose("data directory lock", async () => release());
+    }
 
-    const made = overrides.engine ? { engine: await overrides.engine() } : await this.#createEngine();
+    // The engine starts (the embedded one loads SpiceDB in its thread) while the database opens and migrates.
+    const making: Promise<MadeEngine> = overrides.engine ? overrides.engine().then((engine) => ({ engine })) : this.#createEngine();
+    making.catch(() => {});
+    let store: Store;
+    let serverKey: ServerKey;
+    try {
+      const opened = Date.now();
+      store = await Store.open(target);
+      this.#onClose("store", () => store.close());
+      const migrated = await store.migrate();
+      log.info({ database: store.kind, applied: migrated.applied, ms: Date.now() - opened }, "database ready");
+      this.#watchDatabase(store);
+      serverKey = new ServerKey(await store.read.serverKeys.master(newServerKeyText));
+    } catch (err) {
+      await making.then((m) => m.engine.close()).catch(() => {});
+      throw err;
+    }
+
+    const made = await making;
     if (made.process) this.#watchSpiceDb(made.process);
     const gate = new IndexGate(made.engine);
     const coalescing = new CoalescingEngine(gate);
@@ -209,7 +248,11 @@ export class App {
       config.reads.decisionCacheSize > 0 ? new DecisionCachingEngine(coalescing, { maxEntries: config.reads.decisionCacheSize }) : coalescing;
     this.#onClose("engine", () => engine.close());
     const schemaText = loadSchemaText();
-    await engine.writeSchema(schemaText);
+    try {
+      await engine.writeSchema(schemaText);
+    } catch (err) {
+      throw this.#engineStartError(err);
+    }
     const schema = describeSchema(schemaText);
 
     const applier = new OutboxApplier(store, engine, log.child({ component: "outbox" }), {
@@ -288,6 +331,19 @@ export class App {
     if (this.apiKeys.created) log.warn({ file: this.apiKeys.file }, "generated API keys (admin and check); read them from this file");
   }
 
+  /** The first call into SpiceDB failed: name SpiceDB and where it was looked for. */
+  #engineStartError(err: unknown): Error {
+    const spicedb = this.config.spicedb;
+    const reason = err instanceof Error ? err.message : String(err);
+    if (spicedb.kind === "remote") {
+      return new Error(
+        `SpiceDB at ${spicedb.endpoint} (SPICEDB_ENDPOINT) did not answer: ${reason}. Check that it runs and listens there, SPICEDB_TOKEN, and SPICEDB_INSECURE (plaintext) or SPICEDB_CA_FILE (TLS)`,
+        { cause: err },
+      );
+    }
+    return new Error(`SpiceDB (${spicedb.kind}) refused the schema: ${reason}`, { cause: err });
+  }
+
   /** Notifications are always recorded; they are sent only with SMTP_URL. */
   #createDispatcher(store: Store, invitationTokens: Sealer): NotificationDispatcher | undefined {
     const settings = this.config.notifications;
@@ -346,7 +402,7 @@ export class App {
   }
 
   /** record: a supervised SpiceDB's persistent datastore, and whether it holds a complete index; process: that SpiceDB. */
-  async #createEngine(): Promise<{ engine: Engine; record?: DatastoreIndexRecord; process?: SpiceDbProcess }> {
+  async #createEngine(): Promise<MadeEngine> {
     const spicedb = this.config.spicedb;
     if (spicedb.kind === "embedded") {
       if (!spicedb.thread) return { engine: await createEmbeddedEngine() };
@@ -432,7 +488,11 @@ export class App {
     });
     const server = new DualProtocolServer(frontDoor.handler, this.config.transport);
     this.#frontDoor = frontDoor;
-    this.#address = await server.listen(this.config.addr.host, this.config.addr.port);
+    try {
+      this.#address = await server.listen(this.config.addr.host, this.config.addr.port);
+    } catch (err) {
+      throw listenError(err, this.config.addr);
+    }
     this.#server = server;
     this.health.setAll(true);
     if (this.#indexReady) this.#announce();

@@ -369,7 +369,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxAttempts: e.NOTIFY_MAX_ATTEMPTS,
       maxBackoffMs: e.NOTIFY_MAX_BACKOFF_MS,
     },
-    demo: e.SHAREGRAPH_DEMO || argv.includes("--demo"),
+    // `npm start --demo` (without `--`) does not reach argv: npm takes it as its own setting and passes it as npm_config_demo.
+    demo: e.SHAREGRAPH_DEMO || argv.includes("--demo") || raw["npm_config_demo"] === "true",
   } satisfies Config);
 }
 

@@ -352,6 +352,8 @@ describe("loadConfig", () => {
     expect(loadConfig({ SHAREGRAPH_DEMO: "true" }).demo).toBe(true);
     expect(loadConfig({ SHAREGRAPH_DEMO: "1" }).demo).toBe(true);
     expect(loadConfig({ SHAREGRAPH_DEMO: "false" }, []).demo).toBe(false);
+    // `npm start --demo` without `--`: npm keeps the flag and passes it as its own setting.
+    expect(loadConfig({ npm_config_demo: "true" }, []).demo).toBe(true);
     expect(problemsOf({ SHAREGRAPH_DEMO: "sure" })).toEqual([expect.stringMatching(/^SHAREGRAPH_DEMO: /)]);
   });
 
