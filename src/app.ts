@@ -43,7 +43,7 @@ import type { SpiceDbProcess } from "./engine/spicedb-process.js";
 import { describeSchema, loadSchemaText } from "./engine/schema.js";
 import type { Health } from "./gen/health/v1/health_pb.js";
 import { lockDataDir } from "./data-dir-lock.js";
-import { createLogger, type Logger } from "./logger.js";
+import { createLogger, defaultLogFormat, type Logger } from "./logger.js";
 import { NotificationDispatcher, smtpSender } from "./notify/dispatcher.js";
 import { INVITATION_TOKEN_PURPOSE } from "./domain/mail.js";
 import { newServerKeyText, ServerKey, type Sealer } from "./secrets.js";
@@ -64,6 +64,12 @@ function systemOfRecord(target: DatabaseTarget): string {
   }
   // An in-memory PGlite is new at every start: its index is never the one in a datastore.
   return target.dataDir ? `pglite:${resolve(target.dataDir)}` : `pglite:memory:${randomUUID()}`;
+}
+
+/** A fully consistent read that returns SpiceDB's head revision (its ZedToken). */
+function headProbe(engine: Engine, someone: string): () => Promise<string> {
+  return async () =>
+    (await engine.check({ resource: { type: "platform", id: PLATFORM_ID }, permission: "manage", subject: { type: "user", id: someone } }, { kind: "fully_consistent" })).token;
 }
 
 /** Why the port could not be had, naming the setting that chose it. */
@@ -189,7 +195,7 @@ export class App {
   apiKeys!: { keys: readonly ApiKey[]; file?: string | undefined; created: boolean };
 
   static async create(config: Config, overrides: AppOverrides = {}): Promise<App> {
-    const log = overrides.logger ?? createLogger(config.logLevel);
+    const log = overrides.logger ?? createLogger(config.logLevel, config.logFormat ?? defaultLogFormat());
     const health = new HealthStatus(SERVED.map((s) => s.typeName));
     const app = new App(config, log, health, new Registry());
     try {
@@ -287,7 +293,7 @@ export class App {
     });
     const channelPartners = new ChannelPartners({ store, writer, authz, permissions, maxUsersPerCall: MAX_CHANNEL_PARTNER_USERS_PER_CALL });
     const serviceRelationships = new ServiceRelationships({ store, writer, authz, limits: SERVICE_LIMITS });
-    const notifications = new NotificationLog(store);
+    const notifications = new NotificationLog(store, Boolean(config.notifications.smtpUrl));
     const dispatcher = this.#createDispatcher(store, invitationTokens);
     const index = new IndexMaintenance(store, engine, applier, tokens, schema);
     this.domain = { store, engine, directory, permissions, explainer, catalog, sharing, partners, channelPartners, serviceRelationships, notifications, dispatcher, index, applier, tokens };
@@ -322,13 +328,15 @@ export class App {
       gate.open();
       await directory.syncPlatformAdmins(config.platformAdmins);
       applier.startBackground();
-      await this.#keepSnapshotFresh(tokens, made.engine, config.platformAdmins[0]!);
+      const probe = headProbe(made.engine, config.platformAdmins[0]!);
+      await this.#keepSnapshotFresh(tokens, probe);
       dispatcher?.start();
       await overrides.afterIndexReady?.(this.domain, log);
+      await tokens.settle(probe);
     });
 
     this.apiKeys = config.apiKeys ? { keys: config.apiKeys, created: false } : localApiKeys(config.dataDir);
-    if (this.apiKeys.created) log.warn({ file: this.apiKeys.file }, "generated API keys (admin and check); read them from this file");
+    if (this.apiKeys.created) log.warn({ file: this.apiKeys.file && resolve(this.apiKeys.file) }, "generated API keys (admin and check); read them from this file");
   }
 
   /** The first call into SpiceDB failed: name SpiceDB and where it was looked for. */
@@ -379,10 +387,7 @@ export class App {
    * since start (or for SNAPSHOT_REFRESH_MS) one is taken from SpiceDB's head,
    * so quiet deployments keep exact reads and their caches.
    */
-  async #keepSnapshotFresh(tokens: ConsistencyTokens, engine: Engine, someone: string): Promise<void> {
-    const probe = async () =>
-      (await engine.check({ resource: { type: "platform", id: PLATFORM_ID }, permission: "manage", subject: { type: "user", id: someone } }, { kind: "fully_consistent" }))
-        .token;
+  async #keepSnapshotFresh(tokens: ConsistencyTokens, probe: () => Promise<string>): Promise<void> {
     const refresh = () =>
       tokens.refreshSnapshot(probe).catch((err: unknown) => this.log.warn({ err }, "could not take a read snapshot from SpiceDB; reads use the newest write's"));
     const timer = setInterval(() => void refresh(), 60_000).unref();
@@ -453,9 +458,31 @@ export class App {
   /** "serving" is said once: when the server listens and the index is ready. */
   #announce(): void {
     if (!this.#address || !this.#indexReady || this.#stopping) return;
+    const address = `${this.#address.host}:${this.#address.port}`;
+    const file = this.apiKeys.file ? resolve(this.apiKeys.file) : undefined;
     this.log.info(
-      { address: `${this.#address.host}:${this.#address.port}`, engine: this.domain.engine.kind, database: this.domain.store.kind, apiKeys: new ApiKeys(this.apiKeys.keys).describe() },
+      {
+        address,
+        engine: this.domain.engine.kind,
+        database: this.domain.store.kind,
+        apiKeys: new ApiKeys(this.apiKeys.keys).describe(),
+        // Generated keys: where they are (every start), and one command to paste.
+        ...(file ? { apiKeysFile: file, try: this.#tryCommand(file) } : {}),
+      },
       "serving",
+    );
+  }
+
+  /** A first call to paste into a shell: reads the admin key from its file and asks something the data can answer. */
+  #tryCommand(file: string): string {
+    const { host, port } = this.#address!;
+    const reachable = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+    const [method, body] = this.config.demo
+      ? ["PermissionService/CheckPermission", `{"resource":{"type":"dashboard","id":"q3-revenue"},"permission":"edit","subject":{"type":"user","id":"dave"}}`]
+      : ["DirectoryService/ListUsers", "{}"];
+    return (
+      `KEY=$(grep -o '^sg_admin_[A-Za-z0-9_-]*' '${file}') && ` +
+      `npx buf curl --http2-prior-knowledge -H "authorization: Bearer $KEY" -d '${body}' http://${reachable}:${port}/sharegraph.v1.${method}`
     );
   }
 

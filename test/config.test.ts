@@ -35,6 +35,7 @@ describe("loadConfig", () => {
       apiKeys: undefined,
       platformAdmins: ["admin"],
       logLevel: "info",
+      logFormat: undefined,
       outbox: { applyTimeoutMs: 5_000, pollMs: 1_000, maxBackoffMs: 30_000, retentionHours: 168 },
       transport: {
         maxRequestBytes: 4 * 1024 * 1024,
