@@ -466,6 +466,8 @@ export class App {
         engine: this.domain.engine.kind,
         database: this.domain.store.kind,
         apiKeys: new ApiKeys(this.apiKeys.keys).describe(),
+        // Since this process started (module loading included): what a start costs.
+        sinceProcessStartMs: Math.round(performance.now()),
         // Generated keys: where they are (every start), and one command to paste.
         ...(file ? { apiKeysFile: file, try: this.#tryCommand(file) } : {}),
       },
