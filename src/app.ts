@@ -33,7 +33,6 @@ import { Permissions } from "./domain/permissions.js";
 import { Sharing } from "./domain/sharing.js";
 import { CoalescingEngine } from "./engine/coalescing.js";
 import { DecisionCachingEngine, decisionCacheMetrics } from "./engine/decision-cache.js";
-import { createEmbeddedEngine } from "./engine/embedded.js";
 import { createThreadedEngine, type EngineThread } from "./engine/threaded.js";
 import type { Engine } from "./engine/engine.js";
 import { createRemoteEngine } from "./engine/remote.js";
@@ -410,7 +409,8 @@ export class App {
   async #createEngine(): Promise<MadeEngine> {
     const spicedb = this.config.spicedb;
     if (spicedb.kind === "embedded") {
-      if (!spicedb.thread) return { engine: await createEmbeddedEngine() };
+      // Loaded only here: in its thread (the default) the library and its native code stay off the main thread.
+      if (!spicedb.thread) return { engine: await (await import("./engine/embedded.js")).createEmbeddedEngine() };
       const log = this.log.child({ component: "spicedb" });
       const engine = await createThreadedEngine({
         // The memory datastore died with the thread: nothing answers until a restart rebuilds it.
