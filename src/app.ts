@@ -227,9 +227,14 @@ export class App {
       this.#onClose("data directory lock", async () => release());
     }
 
-    // The engine starts (the embedded one loads SpiceDB in its thread) while the database opens and migrates.
-    const making: Promise<MadeEngine> = overrides.engine ? overrides.engine().then((engine) => ({ engine })) : this.#createEngine();
-    making.catch(() => {});
+    // The embedded default (PGlite, embedded SpiceDB: nothing outside this process) starts the engine
+    // — SpiceDB loaded in its thread — while PGlite opens and migrates. Anything that reaches out
+    // (a Postgres, a SpiceDB server to start or to call) waits for the database first: a database
+    // that does not answer never starts or calls an engine.
+    const inProcess = target.kind === "pglite" && !overrides.engine && config.spicedb.kind === "embedded";
+    const makeEngine = (): Promise<MadeEngine> => (overrides.engine ? overrides.engine().then((engine) => ({ engine })) : this.#createEngine());
+    let making: Promise<MadeEngine> | undefined = inProcess ? makeEngine() : undefined;
+    making?.catch(() => {});
     let store: Store;
     let serverKey: ServerKey;
     try {
@@ -241,10 +246,11 @@ export class App {
       this.#watchDatabase(store);
       serverKey = new ServerKey(await store.read.serverKeys.master(newServerKeyText));
     } catch (err) {
-      await making.then((m) => m.engine.close()).catch(() => {});
+      await making?.then((m) => m.engine.close()).catch(() => {});
       throw err;
     }
 
+    making ??= makeEngine();
     const made = await making;
     if (made.process) this.#watchSpiceDb(made.process);
     const gate = new IndexGate(made.engine);
