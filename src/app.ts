@@ -33,7 +33,6 @@ import { Permissions } from "./domain/permissions.js";
 import { Sharing } from "./domain/sharing.js";
 import { CoalescingEngine } from "./engine/coalescing.js";
 import { DecisionCachingEngine, decisionCacheMetrics } from "./engine/decision-cache.js";
-import { createEmbeddedEngine } from "./engine/embedded.js";
 import { createThreadedEngine, type EngineThread } from "./engine/threaded.js";
 import type { Engine } from "./engine/engine.js";
 import { createRemoteEngine } from "./engine/remote.js";
@@ -42,7 +41,8 @@ import { createSupervisedEngine } from "./engine/supervised.js";
 import type { SpiceDbProcess } from "./engine/spicedb-process.js";
 import { describeSchema, loadSchemaText } from "./engine/schema.js";
 import type { Health } from "./gen/health/v1/health_pb.js";
-import { createLogger, type Logger } from "./logger.js";
+import { lockDataDir } from "./data-dir-lock.js";
+import { createLogger, defaultLogFormat, type Logger } from "./logger.js";
 import { NotificationDispatcher, smtpSender } from "./notify/dispatcher.js";
 import { INVITATION_TOKEN_PURPOSE } from "./domain/mail.js";
 import { newServerKeyText, ServerKey, type Sealer } from "./secrets.js";
@@ -63,6 +63,26 @@ function systemOfRecord(target: DatabaseTarget): string {
   }
   // An in-memory PGlite is new at every start: its index is never the one in a datastore.
   return target.dataDir ? `pglite:${resolve(target.dataDir)}` : `pglite:memory:${randomUUID()}`;
+}
+
+/** A fully consistent read that returns SpiceDB's head revision (its ZedToken). */
+function headProbe(engine: Engine, someone: string): () => Promise<string> {
+  return async () =>
+    (await engine.check({ resource: { type: "platform", id: PLATFORM_ID }, permission: "manage", subject: { type: "user", id: someone } }, { kind: "fully_consistent" })).token;
+}
+
+/** Why the port could not be had, naming the setting that chose it. */
+function listenError(err: unknown, addr: { host: string; port: number }): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  const where = `${addr.host.includes(":") ? `[${addr.host}]` : addr.host}:${addr.port}`;
+  if (code === "EADDRINUSE") {
+    return new Error(`SHAREGRAPH_ADDR: ${where} is already in use (another sharegraph?): stop what listens there, or set SHAREGRAPH_ADDR to another host:port`, { cause: err });
+  }
+  if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") {
+    return new Error(`SHAREGRAPH_ADDR: ${where} is not an address of this machine: set SHAREGRAPH_ADDR to one (e.g. 127.0.0.1:8080, or 0.0.0.0:8080 in a container)`, { cause: err });
+  }
+  if (code === "EACCES") return new Error(`SHAREGRAPH_ADDR: not allowed to listen on ${where} (ports below 1024 need privileges): set SHAREGRAPH_ADDR`, { cause: err });
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 /** Every call in flight listens on the shutdown signal: that is many listeners by design, not a leak. */
@@ -106,6 +126,13 @@ export interface AppOverrides {
   readonly afterIndexReady?: (domain: Domain, log: Logger) => Promise<void>;
 }
 
+
+/** record: a supervised SpiceDB's persistent datastore, and whether it holds a complete index; process: that SpiceDB. */
+interface MadeEngine {
+  readonly engine: Engine;
+  readonly record?: DatastoreIndexRecord;
+  readonly process?: SpiceDbProcess;
+}
 
 /** The health dependency that is down while the permission index is rebuilt at start-up. */
 const INDEX = "index";
@@ -167,7 +194,7 @@ export class App {
   apiKeys!: { keys: readonly ApiKey[]; file?: string | undefined; created: boolean };
 
   static async create(config: Config, overrides: AppOverrides = {}): Promise<App> {
-    const log = overrides.logger ?? createLogger(config.logLevel);
+    const log = overrides.logger ?? createLogger(config.logLevel, config.logFormat ?? defaultLogFormat());
     const health = new HealthStatus(SERVED.map((s) => s.typeName));
     const app = new App(config, log, health, new Registry());
     try {
@@ -194,14 +221,37 @@ export class App {
           }
         : { kind: "pglite", dataDir: join(config.dataDir, "pglite") });
 
-    const store = await Store.open(target);
-    this.#onClose("store", () => store.close());
-    const migrated = await store.migrate();
-    log.info({ database: store.kind, applied: migrated.applied }, "database ready");
-    this.#watchDatabase(store);
-    const serverKey = new ServerKey(await store.read.serverKeys.master(newServerKeyText));
+    if (!overrides.database && config.database.kind === "pglite") {
+      // Before PGlite opens its files: a second server on them is refused by name.
+      const release = lockDataDir(config.dataDir);
+      this.#onClose("data directory lock", async () => release());
+    }
 
-    const made = overrides.engine ? { engine: await overrides.engine() } : await this.#createEngine();
+    // The embedded default (PGlite, embedded SpiceDB: nothing outside this process) starts the engine
+    // — SpiceDB loaded in its thread — while PGlite opens and migrates. Anything that reaches out
+    // (a Postgres, a SpiceDB server to start or to call) waits for the database first: a database
+    // that does not answer never starts or calls an engine.
+    const inProcess = target.kind === "pglite" && !overrides.engine && config.spicedb.kind === "embedded";
+    const makeEngine = (): Promise<MadeEngine> => (overrides.engine ? overrides.engine().then((engine) => ({ engine })) : this.#createEngine());
+    let making: Promise<MadeEngine> | undefined = inProcess ? makeEngine() : undefined;
+    making?.catch(() => {});
+    let store: Store;
+    let serverKey: ServerKey;
+    try {
+      const opened = Date.now();
+      store = await Store.open(target);
+      this.#onClose("store", () => store.close());
+      const migrated = await store.migrate();
+      log.info({ database: store.kind, applied: migrated.applied, ms: Date.now() - opened }, "database ready");
+      this.#watchDatabase(store);
+      serverKey = new ServerKey(await store.read.serverKeys.master(newServerKeyText));
+    } catch (err) {
+      await making?.then((m) => m.engine.close()).catch(() => {});
+      throw err;
+    }
+
+    making ??= makeEngine();
+    const made = await making;
     if (made.process) this.#watchSpiceDb(made.process);
     const gate = new IndexGate(made.engine);
     const coalescing = new CoalescingEngine(gate);
@@ -209,7 +259,11 @@ export class App {
       config.reads.decisionCacheSize > 0 ? new DecisionCachingEngine(coalescing, { maxEntries: config.reads.decisionCacheSize }) : coalescing;
     this.#onClose("engine", () => engine.close());
     const schemaText = loadSchemaText();
-    await engine.writeSchema(schemaText);
+    try {
+      await engine.writeSchema(schemaText);
+    } catch (err) {
+      throw this.#engineStartError(err);
+    }
     const schema = describeSchema(schemaText);
 
     const applier = new OutboxApplier(store, engine, log.child({ component: "outbox" }), {
@@ -244,7 +298,7 @@ export class App {
     });
     const channelPartners = new ChannelPartners({ store, writer, authz, permissions, maxUsersPerCall: MAX_CHANNEL_PARTNER_USERS_PER_CALL });
     const serviceRelationships = new ServiceRelationships({ store, writer, authz, limits: SERVICE_LIMITS });
-    const notifications = new NotificationLog(store);
+    const notifications = new NotificationLog(store, Boolean(config.notifications.smtpUrl));
     const dispatcher = this.#createDispatcher(store, invitationTokens);
     const refreshStatistics = async () => {
       if (!made.record) return;
@@ -285,13 +339,28 @@ export class App {
       gate.open();
       await directory.syncPlatformAdmins(config.platformAdmins);
       applier.startBackground();
-      await this.#keepSnapshotFresh(tokens, made.engine, config.platformAdmins[0]!);
+      const probe = headProbe(made.engine, config.platformAdmins[0]!);
+      await this.#keepSnapshotFresh(tokens, probe);
       dispatcher?.start();
       await overrides.afterIndexReady?.(this.domain, log);
+      await tokens.settle(probe);
     });
 
     this.apiKeys = config.apiKeys ? { keys: config.apiKeys, created: false } : localApiKeys(config.dataDir);
-    if (this.apiKeys.created) log.warn({ file: this.apiKeys.file }, "generated API keys (admin and check); read them from this file");
+    if (this.apiKeys.created) log.warn({ file: this.apiKeys.file && resolve(this.apiKeys.file) }, "generated API keys (admin and check); read them from this file");
+  }
+
+  /** The first call into SpiceDB failed: name SpiceDB and where it was looked for. */
+  #engineStartError(err: unknown): Error {
+    const spicedb = this.config.spicedb;
+    const reason = err instanceof Error ? err.message : String(err);
+    if (spicedb.kind === "remote") {
+      return new Error(
+        `SpiceDB at ${spicedb.endpoint} (SPICEDB_ENDPOINT) did not answer: ${reason}. Check that it runs and listens there, SPICEDB_TOKEN, and SPICEDB_INSECURE (plaintext) or SPICEDB_CA_FILE (TLS)`,
+        { cause: err },
+      );
+    }
+    return new Error(`SpiceDB (${spicedb.kind}) refused the schema: ${reason}`, { cause: err });
   }
 
   /** Notifications are always recorded; they are sent only with SMTP_URL. */
@@ -329,10 +398,7 @@ export class App {
    * since start (or for SNAPSHOT_REFRESH_MS) one is taken from SpiceDB's head,
    * so quiet deployments keep exact reads and their caches.
    */
-  async #keepSnapshotFresh(tokens: ConsistencyTokens, engine: Engine, someone: string): Promise<void> {
-    const probe = async () =>
-      (await engine.check({ resource: { type: "platform", id: PLATFORM_ID }, permission: "manage", subject: { type: "user", id: someone } }, { kind: "fully_consistent" }))
-        .token;
+  async #keepSnapshotFresh(tokens: ConsistencyTokens, probe: () => Promise<string>): Promise<void> {
     const refresh = () =>
       tokens.refreshSnapshot(probe).catch((err: unknown) => this.log.warn({ err }, "could not take a read snapshot from SpiceDB; reads use the newest write's"));
     const timer = setInterval(() => void refresh(), 60_000).unref();
@@ -352,10 +418,11 @@ export class App {
   }
 
   /** record: a supervised SpiceDB's persistent datastore, and whether it holds a complete index; process: that SpiceDB. */
-  async #createEngine(): Promise<{ engine: Engine; record?: DatastoreIndexRecord; process?: SpiceDbProcess }> {
+  async #createEngine(): Promise<MadeEngine> {
     const spicedb = this.config.spicedb;
     if (spicedb.kind === "embedded") {
-      if (!spicedb.thread) return { engine: await createEmbeddedEngine() };
+      // Loaded only here: in its thread (the default) the library and its native code stay off the main thread.
+      if (!spicedb.thread) return { engine: await (await import("./engine/embedded.js")).createEmbeddedEngine() };
       const log = this.log.child({ component: "spicedb" });
       const engine = await createThreadedEngine({
         // The memory datastore died with the thread: nothing answers until a restart rebuilds it.
@@ -403,9 +470,33 @@ export class App {
   /** "serving" is said once: when the server listens and the index is ready. */
   #announce(): void {
     if (!this.#address || !this.#indexReady || this.#stopping) return;
+    const address = `${this.#address.host}:${this.#address.port}`;
+    const file = this.apiKeys.file ? resolve(this.apiKeys.file) : undefined;
     this.log.info(
-      { address: `${this.#address.host}:${this.#address.port}`, engine: this.domain.engine.kind, database: this.domain.store.kind, apiKeys: new ApiKeys(this.apiKeys.keys).describe() },
+      {
+        address,
+        engine: this.domain.engine.kind,
+        database: this.domain.store.kind,
+        apiKeys: new ApiKeys(this.apiKeys.keys).describe(),
+        // Since this process started (module loading included): what a start costs.
+        sinceProcessStartMs: Math.round(performance.now()),
+        // Generated keys: where they are (every start), and one command to paste.
+        ...(file ? { apiKeysFile: file, try: this.#tryCommand(file) } : {}),
+      },
       "serving",
+    );
+  }
+
+  /** A first call to paste into a shell: reads the admin key from its file and asks something the data can answer. */
+  #tryCommand(file: string): string {
+    const { host, port } = this.#address!;
+    const reachable = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+    const [method, body] = this.config.demo
+      ? ["PermissionService/CheckPermission", `{"resource":{"type":"dashboard","id":"q3-revenue"},"permission":"edit","subject":{"type":"user","id":"dave"}}`]
+      : ["DirectoryService/ListUsers", "{}"];
+    return (
+      `KEY=$(grep -o '^sg_admin_[A-Za-z0-9_-]*' '${file}') && ` +
+      `npx buf curl --http2-prior-knowledge -H "authorization: Bearer $KEY" -d '${body}' http://${reachable}:${port}/sharegraph.v1.${method}`
     );
   }
 
@@ -438,7 +529,11 @@ export class App {
     });
     const server = new DualProtocolServer(frontDoor.handler, this.config.transport);
     this.#frontDoor = frontDoor;
-    this.#address = await server.listen(this.config.addr.host, this.config.addr.port);
+    try {
+      this.#address = await server.listen(this.config.addr.host, this.config.addr.port);
+    } catch (err) {
+      throw listenError(err, this.config.addr);
+    }
     this.#server = server;
     this.health.setAll(true);
     if (this.#indexReady) this.#announce();

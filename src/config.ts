@@ -70,6 +70,8 @@ export interface Config {
   readonly apiKeys: readonly ApiKey[] | undefined;
   readonly platformAdmins: readonly string[];
   readonly logLevel: string;
+  /** undefined: pretty on a terminal, JSON lines otherwise. */
+  readonly logFormat: "json" | "pretty" | undefined;
   readonly outbox: {
     readonly applyTimeoutMs: number;
     readonly pollMs: number;
@@ -168,6 +170,7 @@ const envSchema = z.object({
   SHAREGRAPH_API_KEYS: z.string().optional(),
   SHAREGRAPH_PLATFORM_ADMINS: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  LOG_FORMAT: z.enum(["json", "pretty", ""]).optional(),
   OUTBOX_APPLY_TIMEOUT_MS: positiveInt(5_000),
   OUTBOX_POLL_MS: positiveInt(1_000),
   OUTBOX_MAX_BACKOFF_MS: positiveInt(30_000),
@@ -332,6 +335,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiKeys,
     platformAdmins,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT || undefined,
     outbox: {
       applyTimeoutMs: e.OUTBOX_APPLY_TIMEOUT_MS,
       pollMs: e.OUTBOX_POLL_MS,
@@ -369,7 +373,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxAttempts: e.NOTIFY_MAX_ATTEMPTS,
       maxBackoffMs: e.NOTIFY_MAX_BACKOFF_MS,
     },
-    demo: e.SHAREGRAPH_DEMO || argv.includes("--demo"),
+    // `npm start --demo` (without `--`) does not reach argv: npm takes it as its own setting and passes it as npm_config_demo.
+    demo: e.SHAREGRAPH_DEMO || argv.includes("--demo") || raw["npm_config_demo"] === "true",
   } satisfies Config);
 }
 

@@ -14,7 +14,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const app = await App.create(config, config.demo ? { afterIndexReady: loadDemo } : {});
+  const app = await App.create(config, config.demo ? { afterIndexReady: (domain, log) => loadDemo(domain, log, config.platformAdmins[0]) } : {});
   // Listen first: while the index is prepared, health says NOT_SERVING and reads say UNAVAILABLE.
   await app.start();
   let signals = 0;

@@ -35,6 +35,7 @@ describe("loadConfig", () => {
       apiKeys: undefined,
       platformAdmins: ["admin"],
       logLevel: "info",
+      logFormat: undefined,
       outbox: { applyTimeoutMs: 5_000, pollMs: 1_000, maxBackoffMs: 30_000, retentionHours: 168 },
       transport: {
         maxRequestBytes: 4 * 1024 * 1024,
@@ -352,6 +353,8 @@ describe("loadConfig", () => {
     expect(loadConfig({ SHAREGRAPH_DEMO: "true" }).demo).toBe(true);
     expect(loadConfig({ SHAREGRAPH_DEMO: "1" }).demo).toBe(true);
     expect(loadConfig({ SHAREGRAPH_DEMO: "false" }, []).demo).toBe(false);
+    // `npm start --demo` without `--`: npm keeps the flag and passes it as its own setting.
+    expect(loadConfig({ npm_config_demo: "true" }, []).demo).toBe(true);
     expect(problemsOf({ SHAREGRAPH_DEMO: "sure" })).toEqual([expect.stringMatching(/^SHAREGRAPH_DEMO: /)]);
   });
 

@@ -121,6 +121,8 @@ export class FrontDoor {
       readMaxBytes: options.limits.maxRequestBytes,
       acceptCompression: [compressionGzip, compressionBrotli],
       shutdownSignal: options.shutdownSignal,
+      // Connect JSON answers show every field, so a denial reads {"allowed": false, …}, not {}.
+      jsonOptions: { alwaysEmitImplicit: true },
     });
     options.routes(router);
     for (const handler of router.handlers) this.#paths.set(handler.requestPath, handler);

@@ -1,11 +1,12 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { AccessPath, Explainer } from "../domain/explain.js";
 import type { Permissions } from "../domain/permissions.js";
-import type { PermissionService } from "../gen/sharegraph/v1/permission_service_pb.js";
+import { Decision, type PermissionService } from "../gen/sharegraph/v1/permission_service_pb.js";
 import { invalid } from "../domain/errors.js";
 import { freshness } from "./parse.js";
 
 /** Thin handlers: parse → ask the domain → reply. */
+const decision = (allowed: boolean) => (allowed ? Decision.ALLOWED : Decision.DENIED);
 const toPath = (p: AccessPath) => ({
   steps: p.steps.map((s) => ({ object: s.object, link: s.link, target: s.target })),
   summary: p.summary,
@@ -16,7 +17,7 @@ export function permissionService(permissions: Permissions, explainer: Explainer
     async checkPermission(req) {
       const item = permissions.checkItem("", req);
       const result = await permissions.check(item, freshness(req.consistency));
-      return { allowed: result.allowed, consistencyToken: result.token };
+      return { allowed: result.allowed, decision: decision(result.allowed), consistencyToken: result.token };
     },
 
     async checkBulkPermissions(req) {
@@ -26,7 +27,12 @@ export function permissionService(permissions: Permissions, explainer: Explainer
       const items = req.items.map((item, i) => permissions.checkItem(`items[${i}].`, item));
       const result = await permissions.checkBulk(items, freshness(req.consistency));
       return {
-        results: result.results.map((r, i) => ({ item: req.items[i], allowed: r.allowed, error: r.error ?? "" })),
+        results: result.results.map((r, i) => ({
+          item: req.items[i],
+          allowed: r.allowed,
+          decision: r.error ? Decision.UNSPECIFIED : decision(r.allowed),
+          error: r.error ?? "",
+        })),
         consistencyToken: result.token,
       };
     },
@@ -63,6 +69,7 @@ export function permissionService(permissions: Permissions, explainer: Explainer
       const e = await explainer.explain(permissions.checkItem("", req), freshness(req.consistency));
       return {
         allowed: e.allowed,
+        decision: decision(e.allowed),
         explanation: e.text,
         grantingPaths: e.granting.map(toPath),
         partialPaths: e.partial.map(toPath),

@@ -88,6 +88,12 @@ export class Explainer {
       const text = `${capitalize(who)} can ${what}: ${paths.map((p) => p.summary).join("; and ") || "granted"}.`;
       return { allowed: true, text, granting: paths, partial: [], missing: [], token };
     }
+    // Nothing to explain about an object that is not there: say so, rather than list what is missing.
+    const absent = (await this.#exists(item.resource)) === false ? item.resource : item.subject.type === "user" && (await this.#exists(item.subject)) === false ? item.subject : undefined;
+    if (absent) {
+      const text = `${capitalize(who)} cannot ${what}: ${name(absent)} does not exist (check its type and id).`;
+      return { allowed: false, text, granting: [], partial: [], missing: [`${name(absent)} (it does not exist)`], token };
+    }
     const content = isContentKind(item.resource.type) || item.resource.type === "folder" ? await this.#contentDenial(item, consistency) : undefined;
     const missing = content?.missing.length ? content.missing : unsatisfiedLeaves(result.trace);
     const partial = dedupe([...paths, ...(content?.partial ?? [])]);
@@ -98,6 +104,23 @@ export class Explainer {
         ? ` Missing one of: ${missing.join("; ")}.`
         : "";
     return { allowed: false, text: `${capitalize(who)} cannot ${what}.${having}${needs}`, granting: [], partial, missing, token };
+  }
+
+  /** Whether the system of record has this object; undefined for types it does not keep by id. */
+  async #exists(ref: ObjectRef): Promise<boolean | undefined> {
+    const read = this.deps.store.read;
+    const repos: Record<string, { get(id: string): Promise<unknown> } | undefined> = {
+      user: read.users,
+      organization: read.organizations,
+      group: read.groups,
+      workspace: read.workspaces,
+      entity: read.entities,
+      folder: read.folders,
+      service: read.services,
+    };
+    if (isContentKind(ref.type)) return (await read.content.get(ref.id))?.kind === ref.type;
+    const repo = repos[ref.type];
+    return repo ? (await repo.get(ref.id)) !== undefined : undefined;
   }
 
   /**

@@ -152,7 +152,7 @@ export class Permissions {
     if (!permission) throw invalid(field, "is required");
     const definition = this.schema.get(type);
     if (!definition?.permissions.has(permission)) {
-      const known = definition ? [...definition.permissions].join(", ") : "";
+      const known = definition ? [...definition.permissions].filter(isPublicPermission).join(", ") : "";
       throw invalid(field, `${JSON.stringify(permission)} is not a permission of ${type}; known: ${known}`);
     }
     return permission;
@@ -160,7 +160,7 @@ export class Permissions {
 
   requireType(field: string, type: string): string {
     if (!type) throw invalid(field, "is required");
-    if (!this.schema.has(type)) throw invalid(field, `unknown type ${JSON.stringify(type)}; known: ${[...this.schema.keys()].join(", ")}`);
+    if (!this.schema.has(type)) throw invalid(field, `unknown type ${JSON.stringify(type)}; known: ${[...this.schema.keys()].filter((t) => !INTERNAL_TYPES.has(t)).join(", ")}`);
     return type;
   }
 
@@ -175,4 +175,17 @@ export class Permissions {
       subject: this.subject(`${field}subject`, item.subject),
     };
   }
+}
+
+/**
+ * The schema's building blocks: permissions and types that exist to compose
+ * the documented ones (granted_*, direct_*, the workspace's tree walks …).
+ * They can still be checked, but error messages list only what the README
+ * documents, so a caller is not sent towards them.
+ */
+const INTERNAL_PERMISSION = /^(granted_|direct_|local_|subtree_)|^(member_view|view_in_tree|view_all_content|eligible_native|create_content|change_permissions|channel_partner_member|channel_partner_view|partner_access|consumer_member)$/;
+const INTERNAL_TYPES = new Set(["platform", "partnership", "channel_partnership", "service_account"]);
+
+export function isPublicPermission(permission: string): boolean {
+  return !INTERNAL_PERMISSION.test(permission);
 }

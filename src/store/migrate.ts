@@ -1,4 +1,4 @@
-import { Migrator, type Kysely } from "kysely";
+import { Migrator, sql, type Kysely } from "kysely";
 import type { Database } from "./database.js";
 import { migrationProvider } from "./migrations/index.js";
 
@@ -8,8 +8,16 @@ export interface MigrationReport {
 
 /** Brings the schema up to date; throws with the failing migration's name. */
 export async function migrateToLatest(db: Kysely<Database>, schema?: string): Promise<MigrationReport> {
-  // With a schema of its own (tests), kysely's bookkeeping tables must live there too.
-  const migrator = new Migrator({ db, provider: migrationProvider, ...(schema ? { migrationTableSchema: schema } : {}) });
+  // kysely's bookkeeping tables live in the schema the migrations create tables in: the given one
+  // (tests), else the connection's current schema. Without a schema kysely takes a bookkeeping
+  // table of any schema of the database for its own, and fails when another schema has one.
+  let tableSchema = schema;
+  try {
+    tableSchema ??= (await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db)).rows[0]?.schema ?? undefined;
+  } catch (err) {
+    throw new Error(`database migration failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const migrator = new Migrator({ db, provider: migrationProvider, ...(tableSchema ? { migrationTableSchema: tableSchema } : {}) });
   let { error, results } = await migrator.migrateToLatest();
   // kysely looks for its bookkeeping tables by listing the tables of every schema in the
   // database; a schema dropped by someone else meanwhile fails that listing ("relation … does

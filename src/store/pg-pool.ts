@@ -114,6 +114,8 @@ export class GuardedPool implements PostgresPool {
 /** Connection settings shared by the pool and the probe. */
 function connectionConfig(config: pg.PoolConfig, settings: PoolSettings): pg.ClientConfig {
   const keepalives = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
+  // Options given in the URL (e.g. ?options=-c search_path=…) are kept: an explicit `options` would replace them.
+  const given = config.options ?? optionsOf(config.connectionString);
   return {
     ...config,
     connectionTimeoutMillis: settings.connectTimeoutMs,
@@ -121,8 +123,17 @@ function connectionConfig(config: pg.PoolConfig, settings: PoolSettings): pg.Cli
     statement_timeout: settings.queryTimeoutMs,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    options: config.options ? `${config.options} ${keepalives}` : keepalives,
+    options: given ? `${given} ${keepalives}` : keepalives,
   };
+}
+
+function optionsOf(connectionString: string | undefined): string | undefined {
+  if (!connectionString) return undefined;
+  try {
+    return new URL(connectionString).searchParams.get("options") ?? undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 class GuardedClient implements PostgresPoolClient {

@@ -81,6 +81,21 @@ export class ConsistencyTokens {
   }
 
   /**
+   * End of start-up (after the demo load, if any): every change committed so
+   * far is applied, the newest snapshot holds it, and no pin taken meanwhile
+   * (a read during the load) is kept — so a minimize_latency read right
+   * after start-up sees the data that was there at start-up.
+   */
+  async settle(probe: () => Promise<string>): Promise<void> {
+    await this.applier.waitForLatest();
+    if (!this.applier.latestSnapshot()) {
+      const batch = this.applier.appliedThrough;
+      this.applier.noteHeadSnapshot(batch, await probe());
+    }
+    this.#pin = undefined;
+  }
+
+  /**
    * Throws InvalidTokenError (not signed by this deployment),
    * UnissuedTokenError (signed, but beyond the newest outbox batch) or
    * OutboxPendingError. fully_consistent waits

@@ -890,13 +890,16 @@ describe("R43: partner notifications are recorded and listable without SMTP", ()
     ({ orgId: owner } = await ownerWithContent(p, "Notify Owner", nora, [{ ref: item, name: "Quarterly numbers" }]));
   });
 
-  it('R43: "The partner will receive an email invitation": recorded for the invitee, pending (no SMTP); issue 7.8: the listing withholds the token', async () => {
+  it('R43: "The partner will receive an email invitation": recorded for the invitee, status "recorded" (no SMTP: issue 10, not "pending" forever); issue 7.8: the listing withholds the token', async () => {
     const inv = await invite(nora.id, owner, "Nina@NotifyCo.com", [item]);
     token = inv.invitationToken;
     const mails = await notificationsTo("nina@notifyco.com");
     expect(mails).toHaveLength(1);
     const mail = mails[0]!;
-    expect(mail).toMatchObject({ kind: "partner_invitation", recipient: "nina@notifyco.com", status: "pending", attempts: 0, lastError: "", sentAt: "" });
+    expect(mail).toMatchObject({ kind: "partner_invitation", recipient: "nina@notifyco.com", status: "recorded", attempts: 0, lastError: "", sentAt: "" });
+    // "recorded" filters (and "pending", the stored state, still does).
+    expect((await c.admin.listNotifications({ recipient: "nina@notifyco.com", status: "recorded" })).notifications.map((n) => n.id)).toEqual([mail.id]);
+    expect((await c.admin.listNotifications({ recipient: "nina@notifyco.com", status: "pending" })).notifications.map((n) => n.id)).toEqual([mail.id]);
     expect(mail.subject).toContain("Notify Owner");
     expect(mail.body).not.toContain(token);
     expect(mail.body).toContain("(invitation token: [invitation token: sent by mail only])");
@@ -911,7 +914,7 @@ describe("R43: partner notifications are recorded and listable without SMTP", ()
     partnerOrg = r.partner!.organizationId;
     const mails = (await notificationsTo(nora.email)).filter((n) => n.kind === "partner_invitation_accepted");
     expect(mails).toHaveLength(1);
-    expect(mails[0]).toMatchObject({ recipient: nora.email, status: "pending", attempts: 0 });
+    expect(mails[0]).toMatchObject({ recipient: nora.email, status: "recorded", attempts: 0 });
     expect(mails[0]!.subject + mails[0]!.body).toContain("nina@notifyco.com");
   });
 
@@ -922,7 +925,7 @@ describe("R43: partner notifications are recorded and listable without SMTP", ()
     for (const to of ["nina@notifyco.com", "ned@notifyco.com"]) {
       const removed = (await notificationsTo(to)).filter((n) => n.kind === "partner_removed");
       expect(removed, to).toHaveLength(1);
-      expect(removed[0]).toMatchObject({ status: "pending", attempts: 0 });
+      expect(removed[0]).toMatchObject({ status: "recorded", attempts: 0 });
       expect(removed[0]!.subject + removed[0]!.body).toContain("Notify Owner");
     }
     expect((await notificationsTo("nobody@notifyco.com")).filter((n) => n.kind === "partner_removed")).toEqual([]);
@@ -932,7 +935,8 @@ describe("R43: partner notifications are recorded and listable without SMTP", ()
     const all = (await c.admin.listNotifications({})).notifications;
     const ids = all.map((n) => Number(n.id));
     expect(ids).toEqual([...ids].sort((a, b) => b - a));
-    expect(all.every((n) => n.status === "pending")).toBe(true);
+    expect(all.every((n) => n.status === "recorded")).toBe(true);
+    expect((await c.admin.listNotifications({ status: "recorded" })).notifications.length).toBe(all.length);
     expect((await c.admin.listNotifications({ status: "pending" })).notifications.length).toBe(all.length);
     expect((await c.admin.listNotifications({ status: "sent" })).notifications).toEqual([]);
     expect((await codeOf(c.admin.listNotifications({ status: "bogus" }))).code).toBe(Code.InvalidArgument);

@@ -1,6 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
+import { Decision } from "../../src/gen/sharegraph/v1/permission_service_pb.js";
 import { CHECK_KEY, PLATFORM_ADMIN, startTestServer, type ClientKind, type Clients, type TestServer } from "../support/server.js";
 import { codeOf, collect, fresh, user } from "../support/rpc.js";
 
@@ -62,6 +63,38 @@ describe.each<ClientKind>(["connect", "grpc-js"])("PermissionService over %s", (
     expect(yes.consistencyToken).not.toBe("");
     const no = await c.permission.checkPermission({ resource: ws(`${p}-emea`), permission: "analyze", subject: user(`${p}-bob`), consistency: fresh(token) });
     expect(no.allowed).toBe(false);
+  });
+
+  it("issue 10: every answer carries an explicit decision, so a denial is visible in any client's JSON", async () => {
+    const yes = await c.permission.checkPermission({ resource: ws(`${p}-emea-sales`), permission: "analyze", subject: user(`${p}-carol`), consistency: fresh(token) });
+    const no = await c.permission.checkPermission({ resource: ws(`${p}-emea`), permission: "analyze", subject: user(`${p}-bob`), consistency: fresh(token) });
+    expect([yes.decision, no.decision]).toEqual([Decision.ALLOWED, Decision.DENIED]);
+    const bulk = await c.permission.checkBulkPermissions({
+      items: [
+        { resource: ws(`${p}-emea`), permission: "view", subject: user(`${p}-bob`) },
+        { resource: ws(`${p}-emea`), permission: "manage", subject: user(`${p}-bob`) },
+      ],
+      consistency: fresh(token),
+    });
+    expect(bulk.results.map((r) => r.decision)).toEqual([Decision.ALLOWED, Decision.DENIED]);
+    const explained = await c.permission.explainPermission({ resource: ws(`${p}-emea`), permission: "manage", subject: user(`${p}-bob`), consistency: fresh(token) });
+    expect([explained.allowed, explained.decision]).toEqual([false, Decision.DENIED]);
+  });
+
+  it("issue 10: ExplainPermission on an object that does not exist says so", async () => {
+    const ghost = await c.permission.explainPermission({ resource: { type: "dashboard", id: `${p}-ghost` }, permission: "view", subject: user(`${p}-bob`), consistency: fresh(token) });
+    expect([ghost.allowed, ghost.decision]).toEqual([false, Decision.DENIED]);
+    expect(ghost.explanation).toBe(`User ${p}-bob cannot view dashboard ${p}-ghost: dashboard ${p}-ghost does not exist (check its type and id).`);
+    const nobody = await c.permission.explainPermission({ resource: ws(`${p}-emea`), permission: "view", subject: user(`${p}-nobody`), consistency: fresh(token) });
+    expect(nobody.explanation).toMatch(new RegExp(`user ${p}-nobody does not exist`));
+  });
+
+  it("issue 10: refusals list only the documented permissions and types", async () => {
+    const permission = await codeOf(c.permission.checkPermission({ resource: { type: "dashboard", id: "x" }, permission: "fly", subject: user("x") }));
+    expect(permission.message).toBe('permission: "fly" is not a permission of dashboard; known: manage, edit, explore, delete, share, view, interact');
+    const type = await codeOf(c.permission.checkPermission({ resource: { type: "dashbord", id: "x" }, permission: "view", subject: user("x") }));
+    expect(type.message).not.toMatch(/platform|partnership|service_account/);
+    expect(type.message).toMatch(/known: user, organization, group, workspace, folder, report, board, dashboard, workbook/);
   });
 
   it("CheckPermission accepts group#member subjects", async () => {
@@ -177,5 +210,17 @@ describe.each<ClientKind>(["connect", "grpc-js"])("PermissionService over %s", (
       const err = await codeOf(anonymous.permission.checkPermission({ resource: ws(`${p}-emea`), permission: "view", subject: user(`${p}-bob`) }));
       expect(err.code).toBe(Code.Unauthenticated);
     }
+  });
+});
+
+describe("issue 10: Connect JSON over HTTP/1.1 (curl)", () => {
+  it("prints a denial: {allowed: false, decision: DECISION_DENIED, …}, every field present", async () => {
+    const res = await fetch(`${server.baseUrl}/sharegraph.v1.PermissionService/CheckPermission`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${CHECK_KEY}` },
+      body: JSON.stringify({ resource: ws("nowhere"), permission: "view", subject: user("nobody"), consistency: { fullyConsistent: true } }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ allowed: false, decision: "DECISION_DENIED", consistencyToken: expect.any(String) });
   });
 });

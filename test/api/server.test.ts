@@ -208,7 +208,12 @@ describe("administrators' tools", () => {
     const url = `${server.baseUrl}/sharegraph.v1.PermissionService/CheckPermission`;
     const ok = await bufCurl("--protocol", protocol, "-H", `authorization: Bearer ${CHECK_KEY}`, "-d", data, url);
     expect(ok.stderr).toBe("");
-    expect(JSON.parse(ok.stdout)).toEqual({ allowed: true, consistencyToken: expect.any(String) });
+    expect(JSON.parse(ok.stdout)).toEqual({ allowed: true, decision: "DECISION_ALLOWED", consistencyToken: expect.any(String) });
+
+    // Issue 10: a denial is visible in the JSON, whatever the client does with proto3 defaults.
+    const denied = await bufCurl("--protocol", protocol, "-H", `authorization: Bearer ${CHECK_KEY}`, "-d", JSON.stringify({ ...JSON.parse(data), subject: user("nobody") }), url);
+    expect(denied.stderr).toBe("");
+    expect(JSON.parse(denied.stdout)).toMatchObject({ decision: "DECISION_DENIED", consistencyToken: expect.any(String) });
 
     const anonymous = await bufCurl("--protocol", protocol, "-d", data, url);
     expect(anonymous.code).not.toBe(0);

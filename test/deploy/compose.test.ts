@@ -62,7 +62,9 @@ describe("docker-compose.yml", () => {
     expect(services["spicedb-migrate"]?.depends_on?.["spicedb-postgres"]?.condition).toBe("service_healthy");
     expect(services["spicedb"]?.depends_on?.["spicedb-migrate"]?.condition).toBe("service_completed_successfully");
     expect(services["sharegraph"]?.depends_on?.["postgres"]?.condition).toBe("service_healthy");
-    expect(services["sharegraph"]?.depends_on?.["spicedb"]).toBeDefined();
+    // Issue 10: the gateway waits for SpiceDB to answer its gRPC health, not just for its container.
+    expect(services["sharegraph"]?.depends_on?.["spicedb"]?.condition).toBe("service_healthy");
+    expect(services["spicedb"]?.healthcheck).toMatchObject({ test: ["CMD", "grpc_health_probe", `-addr=localhost:${env("spicedb")["SPICEDB_GRPC_ADDR"]?.split(":").at(-1)}`] });
     expect(services["postgres"]?.healthcheck).toBeDefined();
     expect(services["spicedb-postgres"]?.healthcheck).toBeDefined();
   });
@@ -87,5 +89,19 @@ describe("Dockerfile", () => {
     expect(dockerfile).toMatch(/COPY --from=build \/app\/schema \.\/schema/);
     expect(dockerfile).toMatch(/CMD \["node", "dist\/main\.js"\]/);
     expect(dockerfile).toMatch(/HEALTHCHECK .*\/healthz/);
+  });
+
+  it("issue 10: the image listens on 0.0.0.0 and its data directory is writable by the user it runs as", () => {
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf("FROM "));
+    const envs = Object.fromEntries([...runtime.matchAll(/^ENV (.+)$/gm)].flatMap((m) => m[1]!.split(/\s+/).map((kv) => kv.split("=") as [string, string])));
+    expect(loadConfig({ SHAREGRAPH_ADDR: envs["SHAREGRAPH_ADDR"] }).addr.host).toBe("0.0.0.0");
+    const dataDir = envs["SHAREGRAPH_DATA_DIR"]!;
+    expect(dataDir).toMatch(/^\//);
+    const user = /^USER (\S+)$/m.exec(runtime)?.[1];
+    expect(user).toBe("node");
+    // Created and handed to that user before the image switches to it.
+    const chown = runtime.indexOf(`chown ${user}:${user} ${dataDir}`);
+    expect(chown).toBeGreaterThan(0);
+    expect(chown).toBeLessThan(runtime.indexOf(`USER ${user}`));
   });
 });

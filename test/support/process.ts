@@ -38,7 +38,13 @@ export interface ServerProcess {
  */
 export async function spawnServer(
   env: Record<string, string>,
-  options: { databaseUrl?: (schemaUrl: string) => string; /** Run the build (`node dist/main.js`, as `npm start`) instead of the source. */ dist?: boolean } = {},
+  options: {
+    databaseUrl?: (schemaUrl: string) => string;
+    /** Run the build (`node dist/main.js`, as `npm start`) instead of the source. */
+    dist?: boolean;
+    /** Command-line arguments (e.g. --demo). */
+    args?: readonly string[];
+  } = {},
 ): Promise<ServerProcess> {
   const dataDir = await mkdtemp(join(tmpdir(), "sharegraph-process-"));
   let schema: string | undefined;
@@ -53,7 +59,7 @@ export async function spawnServer(
     url.searchParams.set("options", `-c search_path=${schema}`);
     database["DATABASE_URL"] = options.databaseUrl ? options.databaseUrl(url.toString()) : url.toString();
   }
-  const child = spawn(process.execPath, options.dist ? ["dist/main.js"] : ["--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, [...(options.dist ? ["dist/main.js"] : ["--import", "tsx", "src/main.ts"]), ...(options.args ?? [])], {
     cwd: ROOT,
     env: {
       PATH: process.env["PATH"] ?? "",

@@ -382,8 +382,9 @@ describe("spicedb gRPC fixture", () => {
   it("the embedded instance is usable directly (e.g. to seed or inspect)", async () => {
     const res = await fx.embedded.permissions().promises.checkPermission(check(obj("document", "d2"), "edit", user("alice")));
     expect(res.permissionship).toBe(v1.CheckPermissionResponse_Permissionship.HAS_PERMISSION);
+    // At full consistency: without one SpiceDB may answer from a revision before f1 was written (a flaky empty read).
     const rels = await fx.embedded.permissions().promises.readRelationships(
-      v1.ReadRelationshipsRequest.create({ relationshipFilter: v1.RelationshipFilter.create({ resourceType: "folder" }) }),
+      v1.ReadRelationshipsRequest.create({ relationshipFilter: v1.RelationshipFilter.create({ resourceType: "folder" }), consistency: FULLY_CONSISTENT }),
     );
     expect(rels).toHaveLength(1);
   });

@@ -393,7 +393,8 @@ export type ListNotificationsRequest = Message<"sharegraph.v1.ListNotificationsR
   recipient: string;
 
   /**
-   * "pending" (to be sent; stays so without SMTP_URL), "sent" or "failed".
+   * "pending" (to be sent), "sent" or "failed"; without SMTP_URL nothing is sent and
+   * notifications are listed as "recorded" (the filter accepts "recorded" or "pending").
    *
    * @generated from field: string status = 2;
    */

@@ -2,8 +2,8 @@
 // @generated from file sharegraph/v1/permission_service.proto (package sharegraph.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Consistency, ObjectRef, SubjectRef } from "./common_pb.js";
 import { file_sharegraph_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sharegraph/v1/permission_service.proto.
  */
 export const file_sharegraph_v1_permission_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZzaGFyZWdyYXBoL3YxL3Blcm1pc3Npb25fc2VydmljZS5wcm90bxINc2hhcmVncmFwaC52MSK1AQoWQ2hlY2tQZXJtaXNzaW9uUmVxdWVzdBIqCghyZXNvdXJjZRgBIAEoCzIYLnNoYXJlZ3JhcGgudjEuT2JqZWN0UmVmEhIKCnBlcm1pc3Npb24YAiABKAkSKgoHc3ViamVjdBgDIAEoCzIZLnNoYXJlZ3JhcGgudjEuU3ViamVjdFJlZhIvCgtjb25zaXN0ZW5jeRgEIAEoCzIaLnNoYXJlZ3JhcGgudjEuQ29uc2lzdGVuY3kiRQoXQ2hlY2tQZXJtaXNzaW9uUmVzcG9uc2USDwoHYWxsb3dlZBgBIAEoCBIZChFjb25zaXN0ZW5jeV90b2tlbhgCIAEoCSKGAQobQ2hlY2tCdWxrUGVybWlzc2lvbnNSZXF1ZXN0EjYKBWl0ZW1zGAEgAygLMicuc2hhcmVncmFwaC52MS5DaGVja0J1bGtQZXJtaXNzaW9uc0l0ZW0SLwoLY29uc2lzdGVuY3kYAiABKAsyGi5zaGFyZWdyYXBoLnYxLkNvbnNpc3RlbmN5IoYBChhDaGVja0J1bGtQZXJtaXNzaW9uc0l0ZW0SKgoIcmVzb3VyY2UYASABKAsyGC5zaGFyZWdyYXBoLnYxLk9iamVjdFJlZhISCgpwZXJtaXNzaW9uGAIgASgJEioKB3N1YmplY3QYAyABKAsyGS5zaGFyZWdyYXBoLnYxLlN1YmplY3RSZWYidQocQ2hlY2tCdWxrUGVybWlzc2lvbnNSZXNwb25zZRI6CgdyZXN1bHRzGAEgAygLMikuc2hhcmVncmFwaC52MS5DaGVja0J1bGtQZXJtaXNzaW9uc1Jlc3VsdBIZChFjb25zaXN0ZW5jeV90b2tlbhgCIAEoCSJzChpDaGVja0J1bGtQZXJtaXNzaW9uc1Jlc3VsdBI1CgRpdGVtGAEgASgLMicuc2hhcmVncmFwaC52MS5DaGVja0J1bGtQZXJtaXNzaW9uc0l0ZW0SDwoHYWxsb3dlZBgCIAEoCBINCgVlcnJvchgDIAEoCSLDAQoWTG9va3VwUmVzb3VyY2VzUmVxdWVzdBIVCg1yZXNvdXJjZV90eXBlGAEgASgJEhIKCnBlcm1pc3Npb24YAiABKAkSKgoHc3ViamVjdBgDIAEoCzIZLnNoYXJlZ3JhcGgudjEuU3ViamVjdFJlZhIvCgtjb25zaXN0ZW5jeRgEIAEoCzIaLnNoYXJlZ3JhcGgudjEuQ29uc2lzdGVuY3kSEQoJcGFnZV9zaXplGAUgASgNEg4KBmN1cnNvchgGIAEoCSJZChdMb29rdXBSZXNvdXJjZXNSZXNwb25zZRITCgtyZXNvdXJjZV9pZBgBIAEoCRIOCgZjdXJzb3IYAiABKAkSGQoRY29uc2lzdGVuY3lfdG9rZW4YAyABKAkiuAEKFUxvb2t1cFN1YmplY3RzUmVxdWVzdBIqCghyZXNvdXJjZRgBIAEoCzIYLnNoYXJlZ3JhcGgudjEuT2JqZWN0UmVmEhIKCnBlcm1pc3Npb24YAiABKAkSFAoMc3ViamVjdF90eXBlGAMgASgJEhgKEHN1YmplY3RfcmVsYXRpb24YBCABKAkSLwoLY29uc2lzdGVuY3kYBSABKAsyGi5zaGFyZWdyYXBoLnYxLkNvbnNpc3RlbmN5IkcKFkxvb2t1cFN1YmplY3RzUmVzcG9uc2USEgoKc3ViamVjdF9pZBgBIAEoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgCIAEoCSK3AQoYRXhwbGFpblBlcm1pc3Npb25SZXF1ZXN0EioKCHJlc291cmNlGAEgASgLMhguc2hhcmVncmFwaC52MS5PYmplY3RSZWYSEgoKcGVybWlzc2lvbhgCIAEoCRIqCgdzdWJqZWN0GAMgASgLMhkuc2hhcmVncmFwaC52MS5TdWJqZWN0UmVmEi8KC2NvbnNpc3RlbmN5GAQgASgLMhouc2hhcmVncmFwaC52MS5Db25zaXN0ZW5jeSLSAQoZRXhwbGFpblBlcm1pc3Npb25SZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEhMKC2V4cGxhbmF0aW9uGAIgASgJEjEKDmdyYW50aW5nX3BhdGhzGAMgAygLMhkuc2hhcmVncmFwaC52MS5BY2Nlc3NQYXRoEjAKDXBhcnRpYWxfcGF0aHMYBCADKAsyGS5zaGFyZWdyYXBoLnYxLkFjY2Vzc1BhdGgSDwoHbWlzc2luZxgFIAMoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgGIAEoCSJHCgpBY2Nlc3NQYXRoEigKBXN0ZXBzGAEgAygLMhkuc2hhcmVncmFwaC52MS5BY2Nlc3NTdGVwEg8KB3N1bW1hcnkYAiABKAkibgoKQWNjZXNzU3RlcBIoCgZvYmplY3QYASABKAsyGC5zaGFyZWdyYXBoLnYxLk9iamVjdFJlZhIMCgRsaW5rGAIgASgJEigKBnRhcmdldBgDIAEoCzIYLnNoYXJlZ3JhcGgudjEuT2JqZWN0UmVmMpMEChFQZXJtaXNzaW9uU2VydmljZRJgCg9DaGVja1Blcm1pc3Npb24SJS5zaGFyZWdyYXBoLnYxLkNoZWNrUGVybWlzc2lvblJlcXVlc3QaJi5zaGFyZWdyYXBoLnYxLkNoZWNrUGVybWlzc2lvblJlc3BvbnNlEm8KFENoZWNrQnVsa1Blcm1pc3Npb25zEiouc2hhcmVncmFwaC52MS5DaGVja0J1bGtQZXJtaXNzaW9uc1JlcXVlc3QaKy5zaGFyZWdyYXBoLnYxLkNoZWNrQnVsa1Blcm1pc3Npb25zUmVzcG9uc2USYgoPTG9va3VwUmVzb3VyY2VzEiUuc2hhcmVncmFwaC52MS5Mb29rdXBSZXNvdXJjZXNSZXF1ZXN0GiYuc2hhcmVncmFwaC52MS5Mb29rdXBSZXNvdXJjZXNSZXNwb25zZTABEl8KDkxvb2t1cFN1YmplY3RzEiQuc2hhcmVncmFwaC52MS5Mb29rdXBTdWJqZWN0c1JlcXVlc3QaJS5zaGFyZWdyYXBoLnYxLkxvb2t1cFN1YmplY3RzUmVzcG9uc2UwARJmChFFeHBsYWluUGVybWlzc2lvbhInLnNoYXJlZ3JhcGgudjEuRXhwbGFpblBlcm1pc3Npb25SZXF1ZXN0Giguc2hhcmVncmFwaC52MS5FeHBsYWluUGVybWlzc2lvblJlc3BvbnNlYgZwcm90bzM", [file_sharegraph_v1_common]);
+  fileDesc("CiZzaGFyZWdyYXBoL3YxL3Blcm1pc3Npb25fc2VydmljZS5wcm90bxINc2hhcmVncmFwaC52MSK1AQoWQ2hlY2tQZXJtaXNzaW9uUmVxdWVzdBIqCghyZXNvdXJjZRgBIAEoCzIYLnNoYXJlZ3JhcGgudjEuT2JqZWN0UmVmEhIKCnBlcm1pc3Npb24YAiABKAkSKgoHc3ViamVjdBgDIAEoCzIZLnNoYXJlZ3JhcGgudjEuU3ViamVjdFJlZhIvCgtjb25zaXN0ZW5jeRgEIAEoCzIaLnNoYXJlZ3JhcGgudjEuQ29uc2lzdGVuY3kicAoXQ2hlY2tQZXJtaXNzaW9uUmVzcG9uc2USDwoHYWxsb3dlZBgBIAEoCBIZChFjb25zaXN0ZW5jeV90b2tlbhgCIAEoCRIpCghkZWNpc2lvbhgDIAEoDjIXLnNoYXJlZ3JhcGgudjEuRGVjaXNpb24ihgEKG0NoZWNrQnVsa1Blcm1pc3Npb25zUmVxdWVzdBI2CgVpdGVtcxgBIAMoCzInLnNoYXJlZ3JhcGgudjEuQ2hlY2tCdWxrUGVybWlzc2lvbnNJdGVtEi8KC2NvbnNpc3RlbmN5GAIgASgLMhouc2hhcmVncmFwaC52MS5Db25zaXN0ZW5jeSKGAQoYQ2hlY2tCdWxrUGVybWlzc2lvbnNJdGVtEioKCHJlc291cmNlGAEgASgLMhguc2hhcmVncmFwaC52MS5PYmplY3RSZWYSEgoKcGVybWlzc2lvbhgCIAEoCRIqCgdzdWJqZWN0GAMgASgLMhkuc2hhcmVncmFwaC52MS5TdWJqZWN0UmVmInUKHENoZWNrQnVsa1Blcm1pc3Npb25zUmVzcG9uc2USOgoHcmVzdWx0cxgBIAMoCzIpLnNoYXJlZ3JhcGgudjEuQ2hlY2tCdWxrUGVybWlzc2lvbnNSZXN1bHQSGQoRY29uc2lzdGVuY3lfdG9rZW4YAiABKAkingEKGkNoZWNrQnVsa1Blcm1pc3Npb25zUmVzdWx0EjUKBGl0ZW0YASABKAsyJy5zaGFyZWdyYXBoLnYxLkNoZWNrQnVsa1Blcm1pc3Npb25zSXRlbRIPCgdhbGxvd2VkGAIgASgIEg0KBWVycm9yGAMgASgJEikKCGRlY2lzaW9uGAQgASgOMhcuc2hhcmVncmFwaC52MS5EZWNpc2lvbiLDAQoWTG9va3VwUmVzb3VyY2VzUmVxdWVzdBIVCg1yZXNvdXJjZV90eXBlGAEgASgJEhIKCnBlcm1pc3Npb24YAiABKAkSKgoHc3ViamVjdBgDIAEoCzIZLnNoYXJlZ3JhcGgudjEuU3ViamVjdFJlZhIvCgtjb25zaXN0ZW5jeRgEIAEoCzIaLnNoYXJlZ3JhcGgudjEuQ29uc2lzdGVuY3kSEQoJcGFnZV9zaXplGAUgASgNEg4KBmN1cnNvchgGIAEoCSJZChdMb29rdXBSZXNvdXJjZXNSZXNwb25zZRITCgtyZXNvdXJjZV9pZBgBIAEoCRIOCgZjdXJzb3IYAiABKAkSGQoRY29uc2lzdGVuY3lfdG9rZW4YAyABKAkiuAEKFUxvb2t1cFN1YmplY3RzUmVxdWVzdBIqCghyZXNvdXJjZRgBIAEoCzIYLnNoYXJlZ3JhcGgudjEuT2JqZWN0UmVmEhIKCnBlcm1pc3Npb24YAiABKAkSFAoMc3ViamVjdF90eXBlGAMgASgJEhgKEHN1YmplY3RfcmVsYXRpb24YBCABKAkSLwoLY29uc2lzdGVuY3kYBSABKAsyGi5zaGFyZWdyYXBoLnYxLkNvbnNpc3RlbmN5IkcKFkxvb2t1cFN1YmplY3RzUmVzcG9uc2USEgoKc3ViamVjdF9pZBgBIAEoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgCIAEoCSK3AQoYRXhwbGFpblBlcm1pc3Npb25SZXF1ZXN0EioKCHJlc291cmNlGAEgASgLMhguc2hhcmVncmFwaC52MS5PYmplY3RSZWYSEgoKcGVybWlzc2lvbhgCIAEoCRIqCgdzdWJqZWN0GAMgASgLMhkuc2hhcmVncmFwaC52MS5TdWJqZWN0UmVmEi8KC2NvbnNpc3RlbmN5GAQgASgLMhouc2hhcmVncmFwaC52MS5Db25zaXN0ZW5jeSL9AQoZRXhwbGFpblBlcm1pc3Npb25SZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEhMKC2V4cGxhbmF0aW9uGAIgASgJEjEKDmdyYW50aW5nX3BhdGhzGAMgAygLMhkuc2hhcmVncmFwaC52MS5BY2Nlc3NQYXRoEjAKDXBhcnRpYWxfcGF0aHMYBCADKAsyGS5zaGFyZWdyYXBoLnYxLkFjY2Vzc1BhdGgSDwoHbWlzc2luZxgFIAMoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgGIAEoCRIpCghkZWNpc2lvbhgHIAEoDjIXLnNoYXJlZ3JhcGgudjEuRGVjaXNpb24iRwoKQWNjZXNzUGF0aBIoCgVzdGVwcxgBIAMoCzIZLnNoYXJlZ3JhcGgudjEuQWNjZXNzU3RlcBIPCgdzdW1tYXJ5GAIgASgJIm4KCkFjY2Vzc1N0ZXASKAoGb2JqZWN0GAEgASgLMhguc2hhcmVncmFwaC52MS5PYmplY3RSZWYSDAoEbGluaxgCIAEoCRIoCgZ0YXJnZXQYAyABKAsyGC5zaGFyZWdyYXBoLnYxLk9iamVjdFJlZipPCghEZWNpc2lvbhIYChRERUNJU0lPTl9VTlNQRUNJRklFRBAAEhQKEERFQ0lTSU9OX0FMTE9XRUQQARITCg9ERUNJU0lPTl9ERU5JRUQQAjKTBAoRUGVybWlzc2lvblNlcnZpY2USYAoPQ2hlY2tQZXJtaXNzaW9uEiUuc2hhcmVncmFwaC52MS5DaGVja1Blcm1pc3Npb25SZXF1ZXN0GiYuc2hhcmVncmFwaC52MS5DaGVja1Blcm1pc3Npb25SZXNwb25zZRJvChRDaGVja0J1bGtQZXJtaXNzaW9ucxIqLnNoYXJlZ3JhcGgudjEuQ2hlY2tCdWxrUGVybWlzc2lvbnNSZXF1ZXN0Gisuc2hhcmVncmFwaC52MS5DaGVja0J1bGtQZXJtaXNzaW9uc1Jlc3BvbnNlEmIKD0xvb2t1cFJlc291cmNlcxIlLnNoYXJlZ3JhcGgudjEuTG9va3VwUmVzb3VyY2VzUmVxdWVzdBomLnNoYXJlZ3JhcGgudjEuTG9va3VwUmVzb3VyY2VzUmVzcG9uc2UwARJfCg5Mb29rdXBTdWJqZWN0cxIkLnNoYXJlZ3JhcGgudjEuTG9va3VwU3ViamVjdHNSZXF1ZXN0GiUuc2hhcmVncmFwaC52MS5Mb29rdXBTdWJqZWN0c1Jlc3BvbnNlMAESZgoRRXhwbGFpblBlcm1pc3Npb24SJy5zaGFyZWdyYXBoLnYxLkV4cGxhaW5QZXJtaXNzaW9uUmVxdWVzdBooLnNoYXJlZ3JhcGgudjEuRXhwbGFpblBlcm1pc3Npb25SZXNwb25zZWIGcHJvdG8z", [file_sharegraph_v1_common]);
 
 /**
  * @generated from message sharegraph.v1.CheckPermissionRequest
@@ -64,6 +64,13 @@ export type CheckPermissionResponse = Message<"sharegraph.v1.CheckPermissionResp
    * @generated from field: string consistency_token = 2;
    */
   consistencyToken: string;
+
+  /**
+   * DECISION_ALLOWED or DECISION_DENIED, as `allowed`.
+   *
+   * @generated from field: sharegraph.v1.Decision decision = 3;
+   */
+  decision: Decision;
 };
 
 /**
@@ -166,6 +173,13 @@ export type CheckBulkPermissionsResult = Message<"sharegraph.v1.CheckBulkPermiss
    * @generated from field: string error = 3;
    */
   error: string;
+
+  /**
+   * DECISION_ALLOWED or DECISION_DENIED; DECISION_UNSPECIFIED with an error.
+   *
+   * @generated from field: sharegraph.v1.Decision decision = 4;
+   */
+  decision: Decision;
 };
 
 /**
@@ -394,6 +408,13 @@ export type ExplainPermissionResponse = Message<"sharegraph.v1.ExplainPermission
    * @generated from field: string consistency_token = 6;
    */
   consistencyToken: string;
+
+  /**
+   * DECISION_ALLOWED or DECISION_DENIED, as `allowed`.
+   *
+   * @generated from field: sharegraph.v1.Decision decision = 7;
+   */
+  decision: Decision;
 };
 
 /**
@@ -459,6 +480,38 @@ export type AccessStep = Message<"sharegraph.v1.AccessStep"> & {
  */
 export const AccessStepSchema: GenMessage<AccessStep> = /*@__PURE__*/
   messageDesc(file_sharegraph_v1_permission_service, 13);
+
+/**
+ * The answer to a permission question, spelled out (as SpiceDB's
+ * permissionship): a denial is DECISION_DENIED, visible in every client's
+ * JSON even where `allowed: false`, proto3's default, is left out.
+ *
+ * @generated from enum sharegraph.v1.Decision
+ */
+export enum Decision {
+  /**
+   * Not decided: a bulk item that could not be evaluated (see its error).
+   *
+   * @generated from enum value: DECISION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: DECISION_ALLOWED = 1;
+   */
+  ALLOWED = 1,
+
+  /**
+   * @generated from enum value: DECISION_DENIED = 2;
+   */
+  DENIED = 2,
+}
+
+/**
+ * Describes the enum sharegraph.v1.Decision.
+ */
+export const DecisionSchema: GenEnum<Decision> = /*@__PURE__*/
+  enumDesc(file_sharegraph_v1_permission_service, 0);
 
 /**
  * Permission questions, answered by the permission index (SpiceDB).
