@@ -36,7 +36,9 @@
  * BENCH_AGREEMENT (pairs compared before timing, default 2,000),
  * BENCH_SERVER_<NAME> (sets <NAME> in the servers' environment),
  * BENCH_LINES (comma list of spicedb, alone, cte, embedded, writes, startup,
- * eventloop; default all; the last three: bench/lines/ops.ts),
+ * eventloop, firsthour; default all; writes, startup, eventloop:
+ * bench/lines/ops.ts; firsthour: issue 10's install and start-up figures,
+ * bench/first-hour.ts in a fresh clone, BENCH_SKIP_INSTALL and BENCH_STARTS apply),
  * SPICEDB_BINARY (default .spicedb/bin/spicedb), BENCH_DATABASE_URL (the
  * Postgres server, default postgres://postgres@127.0.0.1:5432/postgres).
  */
@@ -51,6 +53,7 @@ import { sliceSample } from "./lib/sample.js";
 import { answers } from "./lines/checks.js";
 import { cteSession, type CteSession } from "./lines/cte-line.js";
 import { engineAloneSession, type EngineAloneSession } from "./lines/engine-alone.js";
+import { firstHourLine } from "./lines/first-hour-line.js";
 import { opsLines } from "./lines/ops.js";
 import { sharegraphSession, type SharegraphSession } from "./lines/sharegraph.js";
 import { checkTable, loadLine, lookupTable, opsMarkdown, type CheckRow } from "./report.js";
@@ -61,7 +64,7 @@ const seconds = Number(env["BENCH_SECONDS"] ?? 30);
 const concurrency = Number(env["BENCH_CLIENTS"] ?? 64);
 const cteClients = (env["BENCH_CTE_CLIENTS"] ?? "16,64").split(",").map(Number);
 const embeddedSetting = env["BENCH_EMBEDDED_SCALE"] ?? String(Math.min(scale, 0.1));
-const lines = new Set((env["BENCH_LINES"] ?? "spicedb,alone,cte,embedded,writes,startup,eventloop").split(",").map((s) => s.trim()));
+const lines = new Set((env["BENCH_LINES"] ?? "spicedb,alone,cte,embedded,writes,startup,eventloop,firsthour").split(",").map((s) => s.trim()));
 const name = env["BENCH_NAME"] ?? `scale-${scale}`;
 const binary = env["SPICEDB_BINARY"] ?? DEFAULT_SPICEDB_BINARY;
 const resultsDir = new URL("./results/", import.meta.url);
@@ -103,6 +106,9 @@ if (lines.has("embedded") && embeddedSetting !== "off") {
   await reference.close();
   embedded = { ...session, agreementWithCte: compareAnswers(sliceSample(small.sample).agreement, session.agreementAnswers, cteAnswers), dataset: { databaseName: small.databaseName, scale: small.scale, counts: small.counts } };
 }
+
+const firstHour = lines.has("firsthour") ? firstHourLine(progress) : undefined;
+if (firstHour?.error) notes.push(`first hour: ${firstHour.error}`);
 
 const ops = await opsLines({ dataset, lines, binary: spicedbAvailable ? binary : undefined, seconds, embeddedSetting, name, resultsDir, progress, notes });
 
@@ -156,7 +162,7 @@ const report = {
     sample: { size: dataset.sample.length, agreement: slices.agreement.length, singleCold: slices.singleCold.length, concurrentCold: slices.concurrentCold.length, warmSet: slices.warm.length },
   },
   agreement,
-  lines: { sharegraphSpicedb: strip(supervised), spicedbAlone: strip(alone), spicedbAloneMinimizeLatency: strip(aloneLatency), cte: strip(cte), sharegraphEmbedded: strip(embedded), ...ops },
+  lines: { sharegraphSpicedb: strip(supervised), spicedbAlone: strip(alone), spicedbAloneMinimizeLatency: strip(aloneLatency), cte: strip(cte), sharegraphEmbedded: strip(embedded), ...ops, firstHour: firstHour?.report },
   gatewayOverhead: overhead,
   notes,
 };
@@ -213,6 +219,7 @@ const md = [
   "",
   ...opsMarkdown(ops),
   "",
+  ...(firstHour?.markdown ? ["## The first hour (issue 10; bench/first-hour.ts)", "", firstHour.markdown, ""] : []),
   "## Load",
   loadLine("whole run", loadStart, report.machine.loadavgEnd),
   ...(supervised ? [loadLine("sharegraph → supervised SpiceDB", supervised.loadavg.start, supervised.loadavg.end)] : []),
