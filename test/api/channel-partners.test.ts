@@ -10,11 +10,12 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHECK_KEY, PLATFORM_ADMIN, startTestServer, type Clients, type TestServer } from "../support/server.js";
-import { fresh, refusal, user } from "../support/rpc.js";
+import { fresh, refusal, user, writeTokens } from "../support/rpc.js";
 
 let server: TestServer;
 let c: Clients;
-let last = "";
+const tokens = writeTokens();
+const { wrote } = tokens;
 
 beforeAll(async () => {
   server = await startTestServer();
@@ -24,12 +25,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-async function wrote<T extends { consistencyToken: string }>(call: Promise<T>): Promise<T> {
-  const r = await call;
-  last = r.consistencyToken;
-  return r;
-}
 
 async function person(id: string, email = `${id}@example.com`): Promise<void> {
   await wrote(c.directory.createUser({ actor: PLATFORM_ADMIN, userId: id, email, displayName: id }));
@@ -62,7 +57,7 @@ async function world(p: string) {
 }
 
 /** Whether the user views the customer's insights, at the last write's token. */
-async function views(userId: string, customer: string, token = last, permission = "view_insights"): Promise<boolean> {
+async function views(userId: string, customer: string, token = tokens.last, permission = "view_insights"): Promise<boolean> {
   const r = await c.permission.checkPermission({ resource: { type: "organization", id: customer }, permission, subject: user(userId), consistency: fresh(token) });
   return r.allowed;
 }
@@ -77,7 +72,7 @@ async function mailsTo(userId: string) {
   return r.notifications.map((n) => n.kind).reverse();
 }
 
-async function customersOf(userId: string, pageSize = 0, token = last) {
+async function customersOf(userId: string, pageSize = 0, token = tokens.last) {
   const ids: string[] = [];
   let pageToken = "";
   do {
@@ -389,7 +384,7 @@ describe("R22: access follows the classification and the membership, by the sche
       await organization(id, `Customer ${id}`, `${id}-admin`, []);
       await wrote(c.partner.addChannelPartnerUsers({ actor: `${id}-admin`, customerOrganizationId: id, email: w.email(w.nina) }));
     }
-    const first = await c.partner.listCustomers({ userId: w.nina, page: { pageSize: 2 }, consistency: fresh(last) });
+    const first = await c.partner.listCustomers({ userId: w.nina, page: { pageSize: 2 }, consistency: fresh(tokens.last) });
     expect(first.customers).toEqual([
       expect.objectContaining({ organizationId: "cust-a", organizationName: "Customer cust-a" }),
       expect.objectContaining({ organizationId: "cust-b", organizationName: "Customer cust-b" }),

@@ -11,7 +11,7 @@ import { Role } from "../../src/gen/sharegraph/v1/common_pb.js";
 import { ShareSource, type ListFolderResponse, type Share } from "../../src/gen/sharegraph/v1/content_service_pb.js";
 import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import { PLATFORM_ADMIN, startTestServer, type Clients, type TestServer } from "../support/server.js";
-import { codeOf, group, user } from "../support/rpc.js";
+import { codeOf, group, user, writeTokens } from "../support/rpc.js";
 
 type Ref = { type: string; id: string };
 type Subject = { type: string; id: string; relation: string };
@@ -24,8 +24,8 @@ const report = (id: string): Ref => ({ type: "report", id });
 
 let server: TestServer;
 let c: Clients;
-/** The consistency token of the last write. */
-let last = "";
+const tokens = writeTokens();
+const { wrote } = tokens;
 
 beforeAll(async () => {
   server = await startTestServer();
@@ -36,15 +36,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** Remembers the token of a write, so that the next read is at least as fresh. */
-async function wrote<T extends { consistencyToken: string }>(call: Promise<T>): Promise<T> {
-  const r = await call;
-  last = r.consistencyToken;
-  return r;
-}
-
-const fresh = () => ({ requirement: { case: "atLeastAsFresh" as const, value: last } });
-
+const fresh = () => ({ requirement: { case: "atLeastAsFresh" as const, value: tokens.last } });
 
 async function can(userId: string, permission: string, resource: Ref): Promise<boolean> {
   const r = await c.permission.checkPermission({ resource, permission, subject: user(userId), consistency: fresh() });

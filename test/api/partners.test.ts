@@ -16,7 +16,7 @@ import type { Notification } from "../../src/gen/sharegraph/v1/admin_service_pb.
 import type { InvitePartnerResponse, PartnerInvitation } from "../../src/gen/sharegraph/v1/partner_service_pb.js";
 import { kyselyOf } from "../store/helpers.js";
 import { PLATFORM_ADMIN, startTestServer, type Clients, type TestServer } from "../support/server.js";
-import { codeOf, user } from "../support/rpc.js";
+import { codeOf, user, writeTokens } from "../support/rpc.js";
 
 type Ref = { type: string; id: string };
 
@@ -32,8 +32,8 @@ const NO_RIGHTS = { view: false, interact: false, edit: false, explore: false, s
 
 let server: TestServer;
 let c: Clients;
-/** The consistency token of the last write. */
-let last = "";
+const tokens = writeTokens();
+const { wrote } = tokens;
 
 beforeAll(async () => {
   server = await startTestServer();
@@ -46,17 +46,10 @@ afterAll(async () => {
 
 // ---- helpers -----------------------------------------------------------------------
 
-async function wrote<T extends { consistencyToken: string }>(call: Promise<T>): Promise<T> {
-  const r = await call;
-  last = r.consistencyToken;
-  return r;
-}
-
 const at = (token: string) => ({ requirement: { case: "atLeastAsFresh" as const, value: token } });
 
-
 /** What a user may do on a report, board or folder, in one bulk check at `token`. */
-async function rights(userId: string, resource: Ref, token = last, permissions: readonly string[] = CONTENT_PERMISSIONS): Promise<Record<string, boolean>> {
+async function rights(userId: string, resource: Ref, token = tokens.last, permissions: readonly string[] = CONTENT_PERMISSIONS): Promise<Record<string, boolean>> {
   const r = await c.permission.checkBulkPermissions({
     items: permissions.map((permission) => ({ resource, permission, subject: user(userId) })),
     consistency: at(token),
@@ -65,7 +58,7 @@ async function rights(userId: string, resource: Ref, token = last, permissions: 
   return Object.fromEntries(permissions.map((p, i) => [p, r.results[i]!.allowed]));
 }
 
-async function lookup(userId: string, resourceType: string, token = last, permission = "view"): Promise<string[]> {
+async function lookup(userId: string, resourceType: string, token = tokens.last, permission = "view"): Promise<string[]> {
   const ids: string[] = [];
   for await (const r of c.permission.lookupResources({ resourceType, permission, subject: user(userId), consistency: at(token) })) {
     ids.push(r.resourceId);
@@ -688,7 +681,7 @@ describe('R13: "Manage Partner Share Access"', () => {
     northwind = r.partner!.organizationId;
     expect(await counts(owner, northwind)).toEqual({ reports: 1, boards: 1 });
     await wrote(c.directory.addOrganizationMember({ actor: eve, organizationId: northwind, email: "max@northwind.com", userId: max }));
-    await expectShared([eve, max], [r1, b1], last);
+    await expectShared([eve, max], [r1, b1], tokens.last);
   });
 
   it("R13: sharing more (and an item already shared) counts each item once: 2 reports, 2 boards", async () => {

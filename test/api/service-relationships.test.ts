@@ -15,13 +15,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AssignmentMode } from "../../src/gen/sharegraph/v1/service_relationship_service_pb.js";
 import { kyselyOf } from "../store/helpers.js";
 import { CHECK_KEY, PLATFORM_ADMIN, startTestServer, type Clients, type TestServer } from "../support/server.js";
-import { fresh, refusal, user } from "../support/rpc.js";
+import { fresh, refusal, user, writeTokens } from "../support/rpc.js";
 
 const exec = promisify(execFile);
 
 let server: TestServer;
 let c: Clients;
-let last = "";
+const tokens = writeTokens();
+const { wrote } = tokens;
 
 beforeAll(async () => {
   server = await startTestServer();
@@ -31,12 +32,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-async function wrote<T extends { consistencyToken: string }>(call: Promise<T>): Promise<T> {
-  const r = await call;
-  last = r.consistencyToken;
-  return r;
-}
 
 async function person(id: string, displayName = id): Promise<void> {
   await wrote(c.directory.createUser({ actor: PLATFORM_ADMIN, userId: id, email: `${id}@example.com`, displayName }));
@@ -99,7 +94,7 @@ async function world(p: string) {
 }
 
 /** Whether the user reaches the account, at `token`. */
-async function reaches(userId: string, account: string, token = last): Promise<boolean> {
+async function reaches(userId: string, account: string, token = tokens.last): Promise<boolean> {
   const r = await c.permission.checkPermission({ resource: { type: "account", id: account }, permission: "access", subject: user(userId), consistency: fresh(token) });
   return r.allowed;
 }

@@ -29,3 +29,20 @@ export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   for await (const item of iterable) out.push(item);
   return out;
 }
+
+/**
+ * The consistency token of a test file's last write, so that its next read
+ * asks to be at least as fresh: `const { wrote } = tokens` wraps each write,
+ * `tokens.last` is its token.
+ */
+export function writeTokens() {
+  const tokens = {
+    last: "",
+    async wrote<T extends { consistencyToken: string }>(call: Promise<T>): Promise<T> {
+      const r = await call;
+      tokens.last = r.consistencyToken;
+      return r;
+    },
+  };
+  return tokens;
+}
