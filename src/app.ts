@@ -7,7 +7,8 @@ import { adminService } from "./api/admin-service.js";
 import { contentService } from "./api/content-service.js";
 import { ApiKeys, authInterceptor, localApiKeys } from "./api/auth.js";
 import { deadlineInterceptor } from "./api/deadline.js";
-import { FrontDoor } from "./api/front-door.js";
+import { consoleAssets, type ConsoleAssets } from "./api/console-assets.js";
+import { FrontDoor, type NodeRequest, type NodeResponse } from "./api/front-door.js";
 import { directoryService } from "./api/directory-service.js";
 import { partnerService } from "./api/partner-service.js";
 import { serviceRelationshipService } from "./api/service-relationship-service.js";
@@ -124,6 +125,8 @@ export interface AppOverrides {
   readonly engine?: () => Promise<Engine>;
   /** Runs once the index is ready, before the server says it serves (the demo loader). */
   readonly afterIndexReady?: (domain: Domain, log: Logger) => Promise<void>;
+  /** Tests: where the console's built files are (default: dist/console). */
+  readonly consoleDir?: string;
 }
 
 
@@ -192,11 +195,14 @@ export class App {
   /** The embedded engine's worker thread, when it runs in one (diagnostics and tests). */
   embeddedThread: EngineThread | undefined;
   apiKeys!: { keys: readonly ApiKey[]; file?: string | undefined; created: boolean };
+  /** The console's static files at /console/ (and / → /console/), served without a key. */
+  #console: ConsoleAssets = consoleAssets();
 
   static async create(config: Config, overrides: AppOverrides = {}): Promise<App> {
     const log = overrides.logger ?? createLogger(config.logLevel, config.logFormat ?? defaultLogFormat());
     const health = new HealthStatus(SERVED.map((s) => s.typeName));
     const app = new App(config, log, health, new Registry());
+    app.#console = consoleAssets(overrides.consoleDir);
     try {
       await app.#init(overrides);
     } catch (err) {
@@ -525,7 +531,7 @@ export class App {
       shutdownSignal: this.#shutdown.signal,
       log: apiLog,
       metrics,
-      fallback: (req, res) => void this.#plainHttp(req.url ?? "", res),
+      fallback: (req, res) => void this.#nonRpc(req, res),
     });
     const server = new DualProtocolServer(frontDoor.handler, this.config.transport);
     this.#frontDoor = frontDoor;
@@ -596,6 +602,18 @@ export class App {
   }
 
   /** Non-RPC paths on the same port: Prometheus metrics and a plain health probe. */
+  /** Requests that are not RPCs: the console's files, then /metrics, /healthz and 404. */
+  async #nonRpc(req: NodeRequest, res: NodeResponse): Promise<void> {
+    try {
+      if (await this.#console(req, res)) return;
+      await this.#plainHttp(req.url ?? "", res);
+    } catch (err) {
+      this.log.error({ err, url: req.url }, "answering a non-RPC request failed");
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+      res.end("internal error\n");
+    }
+  }
+
   async #plainHttp(url: string, res: PlainResponse): Promise<void> {
     if (url === "/metrics") {
       res.writeHead(200, { "content-type": this.metrics.contentType });

@@ -11,6 +11,12 @@ const EXAMPLES = 20;
 
 export function adminService(index: IndexMaintenance, notifications: NotificationLog, maxPageSize: number): ServiceImpl<typeof AdminService> {
   return {
+    getCaller(_req, ctx) {
+      const key = ctx.values.get(callerKey);
+      // The auth interceptor sets it for every RPC that needs a key, this one included.
+      if (!key) throw new ConnectError("no API key on this call", Code.Unauthenticated);
+      return { keyName: key.name, scope: key.scope, anyActor: key.actors === "any", actors: key.actors === "any" ? [] : [...key.actors] };
+    },
     async reconcile(req) {
       const r = await index.reconcile(req.dryRun);
       return {

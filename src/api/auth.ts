@@ -11,9 +11,12 @@ const OPEN_SERVICES = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.Serv
 /** Read RPCs a `check` key may call; everything else needs `admin`. */
 const READ_SERVICES = new Set(["sharegraph.v1.PermissionService"]);
 const READ_METHOD = /^(Get|List|Check|Lookup|Explain)[A-Z]/;
+/** Admin-service RPCs any key may call: GetCaller tells a key's holder what it may do. */
+const CHECK_METHODS = new Set(["sharegraph.v1.AdminService/GetCaller"]);
 
 export function requiredScope(service: string, method: string): ApiKeyScope | "open" {
   if (OPEN_SERVICES.has(service)) return "open";
+  if (CHECK_METHODS.has(`${service}/${method}`)) return "check";
   if (READ_SERVICES.has(service)) return "check";
   if (service.startsWith("sharegraph.v1.") && service !== "sharegraph.v1.AdminService" && READ_METHOD.test(method)) return "check";
   return "admin";

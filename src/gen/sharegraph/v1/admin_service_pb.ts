@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sharegraph/v1/admin_service.proto.
  */
 export const file_sharegraph_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFzaGFyZWdyYXBoL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDXNoYXJlZ3JhcGgudjEiEwoRRXhwb3J0RGF0YVJlcXVlc3QiPwoSRXhwb3J0RGF0YVJlc3BvbnNlEikKBnJlY29yZBgBIAEoCzIZLnNoYXJlZ3JhcGgudjEuRGF0YVJlY29yZCJqCgpEYXRhUmVjb3JkEisKBmhlYWRlchgBIAEoCzIZLnNoYXJlZ3JhcGgudjEuRGF0YUhlYWRlckgAEiUKA3JvdxgCIAEoCzIWLnNoYXJlZ3JhcGgudjEuRGF0YVJvd0gAQggKBnJlY29yZCJmCgpEYXRhSGVhZGVyEg4KBmZvcm1hdBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgNEhEKCW1pZ3JhdGlvbhgDIAEoCRITCgtleHBvcnRlZF9hdBgEIAEoCRIPCgdvbWl0dGVkGAUgAygJIiYKB0RhdGFSb3cSDQoFdGFibGUYASABKAkSDAoEanNvbhgCIAEoCSJoChFJbXBvcnREYXRhUmVxdWVzdBIRCglpbXBvcnRfaWQYASABKAkSKgoHcmVjb3JkcxgCIAMoCzIZLnNoYXJlZ3JhcGgudjEuRGF0YVJlY29yZBIUCgxmaXJzdF9yZWNvcmQYAyABKAQibwoSSW1wb3J0RGF0YVJlc3BvbnNlEhEKCWltcG9ydF9pZBgBIAEoCRIUCgxyb3dzX3dyaXR0ZW4YAiABKA0SFQoNcmVsYXRpb25zaGlwcxgDIAEoDRIZChFjb25zaXN0ZW5jeV90b2tlbhgEIAEoCSIjChBSZWNvbmNpbGVSZXF1ZXN0Eg8KB2RyeV9ydW4YASABKAgivgEKEVJlY29uY2lsZVJlc3BvbnNlEh4KFmV4cGVjdGVkX3JlbGF0aW9uc2hpcHMYASABKA0SHAoUYWN0dWFsX3JlbGF0aW9uc2hpcHMYAiABKA0SDwoHbWlzc2luZxgDIAEoDRINCgVleHRyYRgEIAEoDRIYChBtaXNzaW5nX2V4YW1wbGVzGAUgAygJEhYKDmV4dHJhX2V4YW1wbGVzGAYgAygJEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAcgASgJIhAKDlJlYnVpbGRSZXF1ZXN0IksKD1JlYnVpbGRSZXNwb25zZRIdChVyZWxhdGlvbnNoaXBzX3dyaXR0ZW4YASABKA0SGQoRY29uc2lzdGVuY3lfdG9rZW4YAiABKAkiGAoWR2V0T3V0Ym94U3RhdHVzUmVxdWVzdCKEAQoXR2V0T3V0Ym94U3RhdHVzUmVzcG9uc2USFwoPcGVuZGluZ19iYXRjaGVzGAEgASgNEhoKEmxhc3RfYXBwbGllZF9iYXRjaBgCIAEoBBISCgpsYXN0X2Vycm9yGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNEg4KBmVuZ2luZRgFIAEoCSJnChhMaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QSEQoJcmVjaXBpZW50GAEgASgJEg4KBnN0YXR1cxgCIAEoCRIoCgRwYWdlGAMgASgLMhouc2hhcmVncmFwaC52MS5QYWdlUmVxdWVzdCK1AQoMTm90aWZpY2F0aW9uEgoKAmlkGAEgASgJEgwKBGtpbmQYAiABKAkSEQoJcmVjaXBpZW50GAMgASgJEg8KB3N1YmplY3QYBCABKAkSDAoEYm9keRgFIAEoCRIOCgZzdGF0dXMYBiABKAkSEAoIYXR0ZW1wdHMYByABKA0SEgoKbGFzdF9lcnJvchgIIAEoCRISCgpjcmVhdGVkX2F0GAkgASgJEg8KB3NlbnRfYXQYCiABKAkiaAoZTGlzdE5vdGlmaWNhdGlvbnNSZXNwb25zZRIyCg1ub3RpZmljYXRpb25zGAEgAygLMhsuc2hhcmVncmFwaC52MS5Ob3RpZmljYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMpoECgxBZG1pblNlcnZpY2USTgoJUmVjb25jaWxlEh8uc2hhcmVncmFwaC52MS5SZWNvbmNpbGVSZXF1ZXN0GiAuc2hhcmVncmFwaC52MS5SZWNvbmNpbGVSZXNwb25zZRJICgdSZWJ1aWxkEh0uc2hhcmVncmFwaC52MS5SZWJ1aWxkUmVxdWVzdBoeLnNoYXJlZ3JhcGgudjEuUmVidWlsZFJlc3BvbnNlEmAKD0dldE91dGJveFN0YXR1cxIlLnNoYXJlZ3JhcGgudjEuR2V0T3V0Ym94U3RhdHVzUmVxdWVzdBomLnNoYXJlZ3JhcGgudjEuR2V0T3V0Ym94U3RhdHVzUmVzcG9uc2USZgoRTGlzdE5vdGlmaWNhdGlvbnMSJy5zaGFyZWdyYXBoLnYxLkxpc3ROb3RpZmljYXRpb25zUmVxdWVzdBooLnNoYXJlZ3JhcGgudjEuTGlzdE5vdGlmaWNhdGlvbnNSZXNwb25zZRJTCgpFeHBvcnREYXRhEiAuc2hhcmVncmFwaC52MS5FeHBvcnREYXRhUmVxdWVzdBohLnNoYXJlZ3JhcGgudjEuRXhwb3J0RGF0YVJlc3BvbnNlMAESUQoKSW1wb3J0RGF0YRIgLnNoYXJlZ3JhcGgudjEuSW1wb3J0RGF0YVJlcXVlc3QaIS5zaGFyZWdyYXBoLnYxLkltcG9ydERhdGFSZXNwb25zZWIGcHJvdG8z", [file_sharegraph_v1_common]);
+  fileDesc("CiFzaGFyZWdyYXBoL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDXNoYXJlZ3JhcGgudjEiEwoRRXhwb3J0RGF0YVJlcXVlc3QiPwoSRXhwb3J0RGF0YVJlc3BvbnNlEikKBnJlY29yZBgBIAEoCzIZLnNoYXJlZ3JhcGgudjEuRGF0YVJlY29yZCJqCgpEYXRhUmVjb3JkEisKBmhlYWRlchgBIAEoCzIZLnNoYXJlZ3JhcGgudjEuRGF0YUhlYWRlckgAEiUKA3JvdxgCIAEoCzIWLnNoYXJlZ3JhcGgudjEuRGF0YVJvd0gAQggKBnJlY29yZCJmCgpEYXRhSGVhZGVyEg4KBmZvcm1hdBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgNEhEKCW1pZ3JhdGlvbhgDIAEoCRITCgtleHBvcnRlZF9hdBgEIAEoCRIPCgdvbWl0dGVkGAUgAygJIiYKB0RhdGFSb3cSDQoFdGFibGUYASABKAkSDAoEanNvbhgCIAEoCSJoChFJbXBvcnREYXRhUmVxdWVzdBIRCglpbXBvcnRfaWQYASABKAkSKgoHcmVjb3JkcxgCIAMoCzIZLnNoYXJlZ3JhcGgudjEuRGF0YVJlY29yZBIUCgxmaXJzdF9yZWNvcmQYAyABKAQibwoSSW1wb3J0RGF0YVJlc3BvbnNlEhEKCWltcG9ydF9pZBgBIAEoCRIUCgxyb3dzX3dyaXR0ZW4YAiABKA0SFQoNcmVsYXRpb25zaGlwcxgDIAEoDRIZChFjb25zaXN0ZW5jeV90b2tlbhgEIAEoCSIjChBSZWNvbmNpbGVSZXF1ZXN0Eg8KB2RyeV9ydW4YASABKAgivgEKEVJlY29uY2lsZVJlc3BvbnNlEh4KFmV4cGVjdGVkX3JlbGF0aW9uc2hpcHMYASABKA0SHAoUYWN0dWFsX3JlbGF0aW9uc2hpcHMYAiABKA0SDwoHbWlzc2luZxgDIAEoDRINCgVleHRyYRgEIAEoDRIYChBtaXNzaW5nX2V4YW1wbGVzGAUgAygJEhYKDmV4dHJhX2V4YW1wbGVzGAYgAygJEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAcgASgJIhAKDlJlYnVpbGRSZXF1ZXN0IksKD1JlYnVpbGRSZXNwb25zZRIdChVyZWxhdGlvbnNoaXBzX3dyaXR0ZW4YASABKA0SGQoRY29uc2lzdGVuY3lfdG9rZW4YAiABKAkiGAoWR2V0T3V0Ym94U3RhdHVzUmVxdWVzdCKEAQoXR2V0T3V0Ym94U3RhdHVzUmVzcG9uc2USFwoPcGVuZGluZ19iYXRjaGVzGAEgASgNEhoKEmxhc3RfYXBwbGllZF9iYXRjaBgCIAEoBBISCgpsYXN0X2Vycm9yGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNEg4KBmVuZ2luZRgFIAEoCSJnChhMaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QSEQoJcmVjaXBpZW50GAEgASgJEg4KBnN0YXR1cxgCIAEoCRIoCgRwYWdlGAMgASgLMhouc2hhcmVncmFwaC52MS5QYWdlUmVxdWVzdCK1AQoMTm90aWZpY2F0aW9uEgoKAmlkGAEgASgJEgwKBGtpbmQYAiABKAkSEQoJcmVjaXBpZW50GAMgASgJEg8KB3N1YmplY3QYBCABKAkSDAoEYm9keRgFIAEoCRIOCgZzdGF0dXMYBiABKAkSEAoIYXR0ZW1wdHMYByABKA0SEgoKbGFzdF9lcnJvchgIIAEoCRISCgpjcmVhdGVkX2F0GAkgASgJEg8KB3NlbnRfYXQYCiABKAkiaAoZTGlzdE5vdGlmaWNhdGlvbnNSZXNwb25zZRIyCg1ub3RpZmljYXRpb25zGAEgAygLMhsuc2hhcmVncmFwaC52MS5Ob3RpZmljYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhIKEEdldENhbGxlclJlcXVlc3QiVwoRR2V0Q2FsbGVyUmVzcG9uc2USEAoIa2V5X25hbWUYASABKAkSDQoFc2NvcGUYAiABKAkSEQoJYW55X2FjdG9yGAMgASgIEg4KBmFjdG9ycxgEIAMoCTLqBAoMQWRtaW5TZXJ2aWNlEk4KCUdldENhbGxlchIfLnNoYXJlZ3JhcGgudjEuR2V0Q2FsbGVyUmVxdWVzdBogLnNoYXJlZ3JhcGgudjEuR2V0Q2FsbGVyUmVzcG9uc2USTgoJUmVjb25jaWxlEh8uc2hhcmVncmFwaC52MS5SZWNvbmNpbGVSZXF1ZXN0GiAuc2hhcmVncmFwaC52MS5SZWNvbmNpbGVSZXNwb25zZRJICgdSZWJ1aWxkEh0uc2hhcmVncmFwaC52MS5SZWJ1aWxkUmVxdWVzdBoeLnNoYXJlZ3JhcGgudjEuUmVidWlsZFJlc3BvbnNlEmAKD0dldE91dGJveFN0YXR1cxIlLnNoYXJlZ3JhcGgudjEuR2V0T3V0Ym94U3RhdHVzUmVxdWVzdBomLnNoYXJlZ3JhcGgudjEuR2V0T3V0Ym94U3RhdHVzUmVzcG9uc2USZgoRTGlzdE5vdGlmaWNhdGlvbnMSJy5zaGFyZWdyYXBoLnYxLkxpc3ROb3RpZmljYXRpb25zUmVxdWVzdBooLnNoYXJlZ3JhcGgudjEuTGlzdE5vdGlmaWNhdGlvbnNSZXNwb25zZRJTCgpFeHBvcnREYXRhEiAuc2hhcmVncmFwaC52MS5FeHBvcnREYXRhUmVxdWVzdBohLnNoYXJlZ3JhcGgudjEuRXhwb3J0RGF0YVJlc3BvbnNlMAESUQoKSW1wb3J0RGF0YRIgLnNoYXJlZ3JhcGgudjEuSW1wb3J0RGF0YVJlcXVlc3QaIS5zaGFyZWdyYXBoLnYxLkltcG9ydERhdGFSZXNwb25zZWIGcHJvdG8z", [file_sharegraph_v1_common]);
 
 /**
  * @generated from message sharegraph.v1.ExportDataRequest
@@ -502,11 +502,77 @@ export const ListNotificationsResponseSchema: GenMessage<ListNotificationsRespon
   messageDesc(file_sharegraph_v1_admin_service, 15);
 
 /**
- * Operating the permission index. Requires an `admin` API key.
+ * @generated from message sharegraph.v1.GetCallerRequest
+ */
+export type GetCallerRequest = Message<"sharegraph.v1.GetCallerRequest"> & {
+};
+
+/**
+ * Describes the message sharegraph.v1.GetCallerRequest.
+ * Use `create(GetCallerRequestSchema)` to create a new message.
+ */
+export const GetCallerRequestSchema: GenMessage<GetCallerRequest> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_admin_service, 16);
+
+/**
+ * @generated from message sharegraph.v1.GetCallerResponse
+ */
+export type GetCallerResponse = Message<"sharegraph.v1.GetCallerResponse"> & {
+  /**
+   * The key's name (SHAREGRAPH_API_KEYS ;name=, or the generated key's name).
+   *
+   * @generated from field: string key_name = 1;
+   */
+  keyName: string;
+
+  /**
+   * "admin" (every RPC) or "check" (read RPCs only).
+   *
+   * @generated from field: string scope = 2;
+   */
+  scope: string;
+
+  /**
+   * True when the key may act as any user.
+   *
+   * @generated from field: bool any_actor = 3;
+   */
+  anyActor: boolean;
+
+  /**
+   * When any_actor is false: the users it may act as (empty: none).
+   *
+   * @generated from field: repeated string actors = 4;
+   */
+  actors: string[];
+};
+
+/**
+ * Describes the message sharegraph.v1.GetCallerResponse.
+ * Use `create(GetCallerResponseSchema)` to create a new message.
+ */
+export const GetCallerResponseSchema: GenMessage<GetCallerResponse> = /*@__PURE__*/
+  messageDesc(file_sharegraph_v1_admin_service, 17);
+
+/**
+ * Operating the permission index. Requires an `admin` API key, except
+ * GetCaller, which any key may call.
  *
  * @generated from service sharegraph.v1.AdminService
  */
 export const AdminService: GenService<{
+  /**
+   * The API key this call was made with: its name, scope and the actors it
+   * may assert (never its secret). Callable with a `check` key too, so a
+   * client (the console) can tell what the key it was given may do.
+   *
+   * @generated from rpc sharegraph.v1.AdminService.GetCaller
+   */
+  getCaller: {
+    methodKind: "unary";
+    input: typeof GetCallerRequestSchema;
+    output: typeof GetCallerResponseSchema;
+  },
   /**
    * Compares SpiceDB with what Postgres implies and repairs the drift:
    * missing relationships are written, extra ones deleted.
