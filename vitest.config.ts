@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     // Prints which engines ran (and why a real SpiceDB server was skipped).
-    globalSetup: ["test/support/engines-report.ts"],
+    // Then builds the console (dist/console) when stale, for the browser tests in test/console.
+    globalSetup: ["test/support/engines-report.ts", "test/console/support/build-console.ts"],
     // Each file starts real servers (PGlite, embedded SpiceDB); forks keep
     // their native memory apart and let a file's exit free it.
     pool: "forks",
