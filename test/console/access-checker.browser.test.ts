@@ -41,7 +41,10 @@ describeBrowser("console: Access checker (issue 11)", () => {
     await page.getByRole("button", { name: "Sign in as alice" }).click();
     await expect.poll(() => page.getByTestId("who").textContent()).toContain("acting as alice");
     expect(await page.getByTestId("who").textContent()).toContain("(admin)");
-    const storage = await page.evaluate(() => ({ session: JSON.stringify(sessionStorage), local: localStorage.length, cookie: document.cookie }));
+    // Evaluated in the page (a string: this file is type-checked without the DOM's names).
+    const storage = await page.evaluate<{ session: string; local: number; cookie: string }>(
+      "({ session: JSON.stringify(sessionStorage), local: localStorage.length, cookie: document.cookie })",
+    );
     expect(storage.session).toContain(ADMIN_KEY);
     expect([storage.local, storage.cookie]).toEqual([0, ""]);
   });
@@ -90,7 +93,7 @@ describeBrowser("console: Access checker (issue 11)", () => {
   it("sign-out clears sessionStorage", async () => {
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("API key").waitFor();
-    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.evaluate<number>("sessionStorage.length")).toBe(0);
   });
 
   it("a check-scope key: every write button disabled, with the reason", async () => {
