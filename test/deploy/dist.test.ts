@@ -6,7 +6,8 @@
  * Always: the build's own configuration emits it there. With TEST_DIST=1
  * (`.ci/run` sets it after `npm run build`; building here would add tsc's
  * ~15 s of CPU to every `npm test`): `node dist/main.js` with the default
- * engine — embedded, in its thread — serves, says so, and answers a check.
+ * engine — embedded, in its thread — serves, says so, answers a check and
+ * serves the admin console (dist/console, built by Vite in the same step).
  */
 import { existsSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -61,6 +62,17 @@ describe("the build (npm run build → dist/)", () => {
       expect((await check("bob")).allowed).toBe(false);
       const health = await fetch(`${server.baseUrl}/healthz`);
       expect(health.status).toBe(200);
+
+      // Issue 11: the build serves the admin console on the same port, with the script it names.
+      const page = await fetch(`${server.baseUrl}/console/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+      const html = await page.text();
+      const script = /<script[^>]+src="([^"]+\.js)"/.exec(html)?.[1];
+      expect(script, `no script in dist/console/index.html: ${html.slice(0, 300)}`).toMatch(/^\/console\/assets\//);
+      const asset = await fetch(new URL(script!, server.baseUrl));
+      expect(asset.status).toBe(200);
+      expect(asset.headers.get("content-type")).toMatch(/^text\/javascript/);
     } finally {
       await server.dispose();
     }
