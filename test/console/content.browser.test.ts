@@ -74,10 +74,10 @@ describeBrowser("console: Content and the Share dialog (issue 11, seeds 001 and 
     expect(await texts(workspaces.getByRole("button"))).toEqual(["EMEA", "EMEA Sales in emea"]);
     expect(await workspaces.getByRole("button", { name: "EMEA", exact: true }).getAttribute("aria-current")).toBe("true");
     expect(await listed(page)).toEqual(["▸ Finance", "▸ Sales", "Carol's draft"]);
-    expect(await page.getByTestId("folder:sales").textContent()).toContain("shared with you");
+    expect(await texts(page.getByTestId("folder:sales").locator("td"))).toEqual(["▸ Sales", "folder", "viewable", "", "Share"]);
     await openFolder(page, "Sales");
     await expect.poll(() => listed(page)).toEqual(["Pipeline", "Q3 revenue"]);
-    expect(await page.getByTestId("dashboard:q3-revenue").textContent()).toContain("created by alice");
+    expect(await texts(page.getByTestId("dashboard:q3-revenue").locator("td"))).toEqual(["Q3 revenue", "dashboard", "viewable", "alice", "Share"]);
     await screenshot(page, "content");
   });
 
@@ -120,6 +120,22 @@ describeBrowser("console: Content and the Share dialog (issue 11, seeds 001 and 
     await expect.poll(() => dialog.getByRole("alert").textContent()).toContain('user erin has no permission on workspace emea ("EMEA")');
     expect(await dialog.getByRole("alert").textContent()).toContain("FailedPrecondition");
     expect(await dialog.getByTestId("share:user erin").count()).toBe(0);
+  });
+
+  it("seed 001: the organization's default role is set in the dialog, listed as the organization default, and removed", async () => {
+    const dialog = page.getByRole("dialog");
+    const org = dialog.getByRole("form", { name: "organization default role" });
+    expect(await org.textContent()).toContain("Organization Acme Corp");
+    await org.getByLabel("organization role").selectOption({ label: "Viewer (View)" });
+    await org.getByRole("button", { name: "Set" }).click();
+    const acme = dialog.getByTestId("share:organization acme");
+    await acme.waitFor();
+    expect(await acme.getAttribute("data-source")).toBe("DIRECT");
+    expect(await texts(acme.locator("td:nth-child(3)"))).toEqual(["organization default, on this item"]);
+    await expect.poll(() => org.getByRole("button", { name: "Set" }).isDisabled()).toBe(true);
+    await org.getByLabel("organization role").selectOption({ label: "No access" });
+    await org.getByRole("button", { name: "Set" }).click();
+    await expect.poll(() => dialog.getByTestId("share:organization acme").count()).toBe(0);
     await closeShare(page);
   });
 
@@ -191,7 +207,7 @@ describeBrowser("console: Content and the Share dialog (issue 11, seeds 001 and 
     const bob = await newPage(ui);
     await signIn(bob, ui, { key: ADMIN_KEY, actor: "bob" });
     expect(await listed(bob)).toEqual(["▸ Sales"]);
-    expect(await bob.getByTestId("folder:sales").textContent()).toContain("name only: something inside is shared with you");
+    expect(await bob.getByTestId("folder:sales").textContent()).toContain("name only: something inside is viewable");
     await openFolder(bob, "Sales");
     await expect.poll(() => listed(bob)).toEqual(["Q3 revenue"]);
     expect(await bob.getByTestId("content-listing").textContent()).toContain("This folder is not shared with bob");
@@ -199,6 +215,7 @@ describeBrowser("console: Content and the Share dialog (issue 11, seeds 001 and 
     expect(await dialog.getByTestId("share-level").textContent()).toBe("bob may not share this dashboard: sharing needs at least the sharer role on it");
     expect(await dialog.getByRole("button", { name: "Share", exact: true }).isDisabled()).toBe(true);
     expect(await dialog.getByRole("button", { name: "Remove user bob" }).isDisabled()).toBe(true);
+    expect(await dialog.getByLabel("access role").isDisabled()).toBe(true);
     await closeShare(bob);
     await bob.getByRole("tab", { name: "Private" }).click();
     await expect.poll(() => bob.getByTestId("private-items").textContent()).toContain("bob has no private items.");
@@ -216,7 +233,29 @@ describeBrowser("console: Content and the Share dialog (issue 11, seeds 001 and 
     }
     expect(await dialog.getByLabel("user or group id").isDisabled()).toBe(true);
     expect(await dialog.getByLabel("access role").isDisabled()).toBe(true);
-    expect(await dialog.locator("form[aria-label='share with users or groups'] .readonly-reason").textContent()).toBe("this key is check-scope: read only");
+    expect(await dialog.getByTestId("share-readonly").textContent()).toBe("Sharing, changing and removing are off: this key is check-scope: read only");
+    expect(await dialog.getByRole("button", { name: "Share", exact: true }).getAttribute("title")).toBe("this key is check-scope: read only");
     await checker.context().close();
+  });
+
+  it("pages the workspaces with the lookup's cursor (20 a page)", async () => {
+    const { directory } = ui.server.clients();
+    for (let i = 1; i <= 21; i++) {
+      const id = `zz-${String(i).padStart(2, "0")}`;
+      await directory.createWorkspace({ actor: "alice", organizationId: "acme", workspaceId: id, name: `Region ${id}` });
+    }
+    const alice = await newPage(ui);
+    await signIn(alice, ui, { key: ADMIN_KEY, actor: "alice" });
+    const workspaces = alice.getByRole("navigation", { name: "workspaces" });
+    await workspaces.getByRole("button", { name: "Region zz-18" }).waitFor();
+    const names = () => texts(workspaces.locator("li button"));
+    expect(await names()).toHaveLength(20);
+    expect((await names()).slice(0, 2)).toEqual(["EMEA", "EMEA Sales in emea"]);
+    await workspaces.getByRole("button", { name: "Next →" }).click();
+    await expect.poll(names).toEqual(["Region zz-19", "Region zz-20", "Region zz-21"]);
+    expect(await workspaces.getByRole("button", { name: "Next →" }).isDisabled()).toBe(true);
+    await workspaces.getByRole("button", { name: "← Previous" }).click();
+    await expect.poll(() => names().then((n) => n.length)).toBe(20);
+    await alice.context().close();
   });
 });

@@ -217,6 +217,7 @@ function Listing({
             <th>Name</th>
             <th>Type</th>
             <th>Access</th>
+            <th>Created by</th>
             <th />
           </tr>
         </thead>
@@ -230,7 +231,8 @@ function Listing({
                 </button>
               </td>
               <td>folder</td>
-              <td>{f.canOpen ? "shared with you" : <span className="content-name-only">name only: something inside is shared with you</span>}</td>
+              <td>{f.canOpen ? "viewable" : <span className="content-name-only">name only: something inside is viewable</span>}</td>
+              <td />
               <td className="content-actions">
                 <button type="button" onClick={() => onShare({ ref: { type: "folder", id: f.id }, name: f.name })} aria-label={`Share ${f.name}`}>
                   Share
@@ -242,7 +244,8 @@ function Listing({
             <tr key={`${c.ref?.type}:${c.ref?.id}`} data-testid={`${c.ref?.type}:${c.ref?.id}`}>
               <td>{c.name}</td>
               <td>{c.ref?.type}</td>
-              <td>created by {c.createdBy}</td>
+              <td>viewable</td>
+              <td>{c.createdBy}</td>
               <td className="content-actions">
                 {c.ref && (
                   <button type="button" onClick={() => onShare({ ref: c.ref!, name: c.name })} aria-label={`Share ${c.name}`}>

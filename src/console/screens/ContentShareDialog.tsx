@@ -60,7 +60,7 @@ function useActorLevel(item: Shareable) {
 }
 
 export function ShareDialog({ item, onClose, onChanged }: { item: Shareable; onClose: () => void; onChanged: (token: string) => void }) {
-  const { actor } = useSession();
+  const { actor, readOnly } = useSession();
   const titleId = useId();
   const shares = useQuery(ContentService.method.listShares, { resource: item.ref });
   const workspace = useQuery(DirectoryService.method.getWorkspace, { workspaceId: item.workspaceId });
@@ -75,7 +75,9 @@ export function ShareDialog({ item, onClose, onChanged }: { item: Shareable; onC
     return () => window.removeEventListener("keydown", onKey);
   }, [onClose]);
 
-  const allowed = level.ceiling === undefined ? [] : ROLES.filter((r) => r.role <= level.ceiling!);
+  // Up to the actor's level; with none, the pickers show every role, disabled.
+  const upToLevel = ROLES.filter((r) => level.ceiling !== undefined && r.role <= level.ceiling);
+  const allowed = upToLevel.length > 0 ? upToLevel : ROLES;
   const cannotShare =
     level.ceiling === Role.UNSPECIFIED ? `${actor} may not share this ${item.ref.type}: sharing needs at least the sharer role on it` : undefined;
 
@@ -101,6 +103,11 @@ export function ShareDialog({ item, onClose, onChanged }: { item: Shareable; onC
             )}
           </p>
         </Outcome>
+        {readOnly && (
+          <p className="readonly-reason share-readonly" data-testid="share-readonly">
+            Sharing, changing and removing are off: {readOnly}
+          </p>
+        )}
 
         <AddForm item={item} roles={allowed} organizationId={organizationId} disabledReason={cannotShare} onChanged={onChanged} />
 
@@ -208,7 +215,6 @@ function AddForm({
       <WriteButton type="submit" disabled={share.isPending || disabledReason !== undefined || id.trim() === ""}>
         Share
       </WriteButton>
-      {disabledReason && !readOnly && <span className="readonly-reason">{disabledReason}</span>}
       <div className="share-outcome" aria-live="polite">
         <Outcome pending={share.isPending} error={share.error} label="Sharing">
           {share.data && share.variables && (
