@@ -11,6 +11,8 @@ import { ADMIN_KEY, CHECK_KEY, describeBrowser, screenshot, signIn, startConsole
  */
 
 async function ask(page: Page, subject: string, permission: string, type: string, id: string): Promise<void> {
+  // Content is the console's first screen; the checker is one click away in the navigation.
+  await page.getByRole("navigation", { name: "screens" }).getByRole("link", { name: "Access checker" }).click();
   await page.getByLabel("subject id").fill(subject);
   await page.getByLabel("permission").fill(permission);
   await page.getByLabel("resource type").selectOption(type);
