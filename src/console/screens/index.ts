@@ -1,5 +1,7 @@
 import type { ComponentType } from "react";
 import { AccessChecker } from "./AccessChecker.js";
+import { ChannelPartners } from "./ChannelPartners.js";
+import { PartnerShareAccess } from "./PartnerShareAccess.js";
 
 /**
  * The console's screens, in navigation order. To add one: write
@@ -15,4 +17,8 @@ export interface Screen {
   readonly component: ComponentType;
 }
 
-export const SCREENS: readonly Screen[] = [{ path: "access", title: "Access checker", component: AccessChecker }];
+export const SCREENS: readonly Screen[] = [
+  { path: "access", title: "Access checker", component: AccessChecker },
+  { path: "partners", title: "Partner share access", component: PartnerShareAccess },
+  { path: "channel-partners", title: "Channel partners", component: ChannelPartners },
+];
