@@ -48,7 +48,7 @@ describeBrowser("console: Partner share access (issue 11, seed 000)", () => {
   it("lists acme's reports and boards in the picker and invites a partner: pending until accepted", async () => {
     await signIn(page, ui, { key: ADMIN_KEY, actor: "alice" });
     await openScreen(page);
-    expect(await page.getByText("No partner organizations yet").isVisible()).toBe(true);
+    await page.getByText("No partner organizations yet").waitFor();
     await page.getByRole("button", { name: "Add Partner" }).click();
     const form = page.getByRole("form", { name: "Add Partner" });
     // The picker: acme's reports and boards, from every folder of its workspaces.
