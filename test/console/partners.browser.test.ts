@@ -134,6 +134,18 @@ describeBrowser("console: Partner share access (issue 11, seed 000)", () => {
     await boards.getByRole("button", { name: "Close" }).click();
   });
 
+  it("Add Partner for an existing partner shares more at once, without an invitation", async () => {
+    await page.getByRole("button", { name: "Add Partner" }).click();
+    const form = page.getByRole("form", { name: "Add Partner" });
+    await form.getByLabel("Partner", { exact: true }).selectOption({ label: "Lee Agency" });
+    expect(await form.getByLabel("Partner's email address").count()).toBe(0);
+    await form.getByRole("checkbox", { name: /Client board/ }).check();
+    await form.getByRole("button", { name: "Share", exact: true }).click();
+    await expect.poll(() => form.getByTestId("invite-outcome").textContent()).toBe("Shared with Lee Agency at once: 2 report(s), 1 board(s) in all.");
+    await expect.poll(() => row(page, "Lee Agency").locator('[data-col="boards"]').textContent()).toBe("1");
+    await form.getByRole("button", { name: "Close" }).click();
+  });
+
   it("search narrows partners and pending invitations", async () => {
     await page.getByLabel("Search partners").fill("gmail");
     await pending(page, "pat.agency@gmail.com").waitFor();
@@ -146,7 +158,7 @@ describeBrowser("console: Partner share access (issue 11, seed 000)", () => {
     await page.getByRole("button", { name: "Manage Lee Agency" }).click();
     await page.getByRole("menuitem", { name: "Remove partner" }).click();
     const dialog = page.getByRole("alertdialog", { name: "Remove partner" });
-    expect(await dialog.textContent()).toContain("Remove partner Lee Agency? Its access to 2 report(s) and 0 board(s) is revoked immediately.");
+    expect(await dialog.textContent()).toContain("Remove partner Lee Agency? Its access to 2 report(s) and 1 board(s) is revoked immediately.");
     await dialog.getByRole("button", { name: "Cancel" }).click();
     expect(await row(page, "Lee Agency").count()).toBe(1);
 
