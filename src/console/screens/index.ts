@@ -1,6 +1,8 @@
 import type { ComponentType } from "react";
 import { AccessChecker } from "./AccessChecker.js";
+import { ChannelPartners } from "./ChannelPartners.js";
 import { Content } from "./Content.js";
+import { PartnerShareAccess } from "./PartnerShareAccess.js";
 
 /**
  * The console's screens, in navigation order. To add one: write
@@ -18,5 +20,7 @@ export interface Screen {
 
 export const SCREENS: readonly Screen[] = [
   { path: "content", title: "Content", component: Content },
+  { path: "partners", title: "Partner share access", component: PartnerShareAccess },
+  { path: "channel-partners", title: "Channel partners", component: ChannelPartners },
   { path: "access", title: "Access checker", component: AccessChecker },
 ];
