@@ -1,5 +1,6 @@
 import type { ComponentType } from "react";
 import { AccessChecker } from "./AccessChecker.js";
+import { PartnerAccounts } from "./PartnerAccounts.js";
 
 /**
  * The console's screens, in navigation order. To add one: write
@@ -15,4 +16,7 @@ export interface Screen {
   readonly component: ComponentType;
 }
 
-export const SCREENS: readonly Screen[] = [{ path: "access", title: "Access checker", component: AccessChecker }];
+export const SCREENS: readonly Screen[] = [
+  { path: "access", title: "Access checker", component: AccessChecker },
+  { path: "partner-accounts", title: "Partner accounts", component: PartnerAccounts },
+];
