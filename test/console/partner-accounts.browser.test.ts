@@ -3,14 +3,16 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { ADMIN_KEY, CHECK_KEY, describeBrowser, screenshot, signIn, startConsole, type ConsoleUnderTest } from "./support/browser.js";
 
 /*
- * Issue 11's Partner accounts screen (seed 002, R30–R32, R40), in Chromium.
+ * Issue 11's Partner accounts screen (seed 002, R30–R33, R40), in Chromium.
  * The demo tenant has no service relationship, so the README's setup is done
  * here through the API: FinCo (admin pete) shares two accounts with ShopCo's
  * entity retail-emea (users uma and una; eve is ShopCo's admin), and PayCorp
  * one more. eve opens the Service, selects accounts, adds and removes users
  * and sees "Current access", the assigned users and the confirmation banner
  * change; refusals (a user who left the entity, an actor who is not an admin
- * of ShopCo) show the server's words; a check-scope key cannot write.
+ * of ShopCo) show the server's words; a check-scope key cannot write; an
+ * account the provider takes out of the Service leaves the screen with its
+ * assignments (R33).
  */
 
 const SERVICE = "Card processing";
@@ -62,9 +64,9 @@ async function selectAccounts(page: Page, names: readonly string[]): Promise<voi
   for (const name of ["Operating", "Payroll"]) await page.getByLabel(`Select account ${name}`).setChecked(names.includes(name));
 }
 
-/** The users listed (ids) and their "Current access", once the list shows. */
+/** The users listed (ids) and their "Current access", once the list shows (not the previous one's rows while loading). */
 async function listed(page: Page): Promise<Record<string, string>> {
-  const table = page.getByRole("table", { name: "Users" });
+  const table = page.locator('table[aria-label="Users"]:not([aria-busy="true"])');
   await table.waitFor();
   const rows = await table.locator("tbody tr[data-user]").all();
   const out: Record<string, string> = {};
@@ -242,5 +244,22 @@ describeBrowser("console: Partner accounts (issue 11, seed 002)", () => {
     expect(await grant.isDisabled()).toBe(true);
     expect(await checker.getByLabel("Add user list").locator(".readonly-reason").innerText()).toBe("this key is check-scope: read only");
     await checker.context().close();
+  });
+
+  it("R33: when the provider removes an account from the Service, it leaves the details, its assignments with it", async () => {
+    // una holds Operating (acct-1) now; pete (FinCo) keeps only Payroll in the Service.
+    const { serviceRelationship } = ui.server.clients();
+    const changed = await serviceRelationship.setServiceAccounts({ actor: "pete", serviceId: "cards", accounts: [{ accountId: "acct-2" }] });
+    expect(changed.removedAssignments).toBe(1);
+    await page.reload();
+    const table = page.getByRole("table", { name: "Services" });
+    await expect.poll(() => table.locator("tbody tr").first().innerText()).toMatch(/^Card processing\s+FinCo\s+Retail EMEA\s+1$/);
+    await openService(page);
+    const rows = page.getByRole("table", { name: "Accounts" }).locator("tbody tr");
+    expect(await rows.allInnerTexts()).toEqual([expect.stringMatching(/^\s*Payroll acct-2\s+nobody$/)]);
+    await page.getByLabel("Select account Payroll").check();
+    await openList(page, "Remove user");
+    expect(await listed(page)).toEqual({});
+    expect(await page.getByRole("table", { name: "Users" }).innerText()).toContain("No user has access to any of the selected accounts.");
   });
 });

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState, type FormEvent } from "react";
-import { useMutation, useQuery as useTanstackQuery, useQueryClient } from "@tanstack/react-query";
+import { keepPreviousData, useMutation, useQuery as useTanstackQuery, useQueryClient } from "@tanstack/react-query";
 import { createConnectQueryKey, useQuery } from "@connectrpc/connect-query";
 import { createClient } from "@connectrpc/connect";
 import { DirectoryService } from "../../gen/sharegraph/v1/directory_service_pb.js";
@@ -117,11 +117,12 @@ function OrganisationPicker({ value, onChange }: { value: string | undefined; on
 function ServicesTable({ organisationId, selected, onSelect }: { organisationId: string; selected: string | undefined; onSelect: (id: string) => void }) {
   const [query, setQuery] = useState("");
   const pager = usePager();
-  const services = useQuery(ServiceRelationshipService.method.listServices, {
-    consumerOrganizationId: organisationId,
-    query,
-    page: { pageSize: PAGE_SIZE, pageToken: pager.token },
-  });
+  const services = useQuery(
+    ServiceRelationshipService.method.listServices,
+    { consumerOrganizationId: organisationId, query, page: { pageSize: PAGE_SIZE, pageToken: pager.token } },
+    // While a search or another page loads, the rows shown stay (dimmed) rather than flash.
+    { placeholderData: keepPreviousData },
+  );
   return (
     <div className="card">
       <div className="pa-toolbar">
@@ -138,7 +139,7 @@ function ServicesTable({ organisationId, selected, onSelect }: { organisationId:
         />
       </div>
       <Outcome pending={services.isPending} error={services.error} label="Loading services">
-        <table className="pa-table" aria-label="Services">
+        <table className="pa-table" aria-label="Services" aria-busy={services.isPlaceholderData}>
           <thead>
             <tr>
               <th>Service</th>
@@ -352,13 +353,11 @@ function UserList({
   const [chosen, setChosen] = useState<ReadonlyMap<string, AssignableUser>>(new Map());
   const [confirming, setConfirming] = useState(false);
   const accountIds = accounts.map((a) => a.id);
-  const users = useQuery(ServiceRelationshipService.method.listAssignableUsers, {
-    serviceId,
-    accountIds,
-    mode,
-    query,
-    page: { pageSize: PAGE_SIZE, pageToken: pager.token },
-  });
+  const users = useQuery(
+    ServiceRelationshipService.method.listAssignableUsers,
+    { serviceId, accountIds, mode, query, page: { pageSize: PAGE_SIZE, pageToken: pager.token } },
+    { placeholderData: keepPreviousData },
+  );
 
   const change = useMutation({
     mutationFn: async (userIds: readonly string[]) => {
@@ -367,8 +366,11 @@ function UserList({
       return mode === AssignmentMode.GRANT ? { count: (await client.grantAccountAccess(request)).granted } : { count: (await client.revokeAccountAccess(request)).revoked };
     },
     onSuccess: async ({ count }, userIds) => {
-      // The Service's details, counts and lists read again (from the store, which the change was committed to).
-      await queryClient.invalidateQueries({ queryKey: createConnectQueryKey({ schema: ServiceRelationshipService, cardinality: undefined }) });
+      // The Service's details, counts and lists read again (from the store, which the change was committed to);
+      // lists not shown are dropped, so none is ever shown from before the change.
+      const queryKey = createConnectQueryKey({ schema: ServiceRelationshipService, cardinality: undefined });
+      queryClient.removeQueries({ queryKey, type: "inactive" });
+      await queryClient.invalidateQueries({ queryKey });
       const who = userIds.map((id) => label(chosen.get(id)) ?? id).join(", ");
       const where = accounts.map((a) => a.name).join(", ");
       onChanged(
@@ -419,7 +421,7 @@ function UserList({
         <button type="submit">Search</button>
       </form>
       <Outcome pending={users.isPending} error={users.error} label="Loading users">
-        <table className="pa-table" aria-label="Users">
+        <table className="pa-table" aria-label="Users" aria-busy={users.isPlaceholderData}>
           <thead>
             <tr>
               <th className="pick" />
