@@ -90,7 +90,7 @@ function OrganisationPicker({ value, onChange }: { value: string | undefined; on
     if (value === undefined && first !== undefined) onChange(first);
   }, [value, first, onChange]);
   return (
-    <div className="card org-picker">
+    <div className="pa-org-picker">
       <Outcome pending={organisations.isPending} error={organisations.error} label="Finding your organisations">
         {list.length === 0 ? (
           <p className="note">
@@ -106,6 +106,7 @@ function OrganisationPicker({ value, onChange }: { value: string | undefined; on
                 </option>
               ))}
             </select>
+            {list.length >= ORGANISATIONS_SHOWN && <span className="note">the first {ORGANISATIONS_SHOWN} by id</span>}
           </label>
         )}
       </Outcome>
