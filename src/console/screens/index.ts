@@ -2,6 +2,7 @@ import type { ComponentType } from "react";
 import { AccessChecker } from "./AccessChecker.js";
 import { ChannelPartners } from "./ChannelPartners.js";
 import { Content } from "./Content.js";
+import { PartnerAccounts } from "./PartnerAccounts.js";
 import { PartnerShareAccess } from "./PartnerShareAccess.js";
 
 /**
@@ -22,5 +23,6 @@ export const SCREENS: readonly Screen[] = [
   { path: "content", title: "Content", component: Content },
   { path: "partners", title: "Partner share access", component: PartnerShareAccess },
   { path: "channel-partners", title: "Channel partners", component: ChannelPartners },
+  { path: "partner-accounts", title: "Partner accounts", component: PartnerAccounts },
   { path: "access", title: "Access checker", component: AccessChecker },
 ];
