@@ -199,12 +199,13 @@ export function satisfiedPaths(root: TraceNode, subject: SubjectRef): AccessPath
     for (const child of satisfied) walk(child, next);
   };
   walk(root, []);
+  // The engine's trace lists branches in the order its dispatches finished; answer the same question the same way every time.
   return dedupe(
     chains.map((chain) => {
       const steps = toSteps(chain, subject);
       return { steps, summary: summarize(steps) };
     }),
-  );
+  ).sort((a, b) => a.steps.length - b.steps.length || (a.summary < b.summary ? -1 : a.summary > b.summary ? 1 : 0));
 }
 
 function toSteps(chain: readonly TraceNode[], subject: SubjectRef): AccessStep[] {

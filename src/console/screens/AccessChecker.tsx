@@ -105,13 +105,16 @@ function Answer({ question, onGranted }: { question: Question; onGranted: (token
     <div className="answer" data-testid="answer">
       <Outcome pending={check.isPending} error={check.error} label="Checking">
         {check.data && (
-          <p className={`decision ${check.data.decision === Decision.ALLOWED ? "allowed" : "denied"}`} data-decision={Decision[check.data.decision]}>
-            {check.data.decision === Decision.ALLOWED ? "✔ Allowed" : "✘ Denied"}: can {q}?
-            <small className="token" title="consistency token of this answer">
-              {" "}
-              at {check.data.consistencyToken}
-            </small>
-          </p>
+          <>
+            <p className={`decision ${check.data.decision === Decision.ALLOWED ? "allowed" : "denied"}`} data-decision={Decision[check.data.decision]}>
+              {check.data.decision === Decision.ALLOWED ? "✔ Allowed" : "✘ Denied"}: can {q}?
+            </p>
+            {/* Folded: it changes with every write, and is only needed to ask again at least as fresh. */}
+            <details className="token">
+              <summary>consistency token of this answer</summary>
+              <code>{check.data.consistencyToken}</code>
+            </details>
+          </>
         )}
       </Outcome>
       {check.data && (
