@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type Page } from "playwright-core";
@@ -21,11 +21,11 @@ import { ADMIN_KEY, CHECK_KEY, PLATFORM_ADMIN, startTestServer, type TestServer 
  *   await ui.stop();                          // afterAll
  */
 
+import { CHROMIUM_PATH, chromiumAvailable, SKIP_MESSAGE } from "./chromium.js";
+
 export { ADMIN_KEY, CHECK_KEY };
 
-export const CHROMIUM_PATH = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
-export const chromiumAvailable = existsSync(CHROMIUM_PATH);
-const SKIP_MESSAGE = `browser tests skipped: no Chromium at ${CHROMIUM_PATH}; apt-get install chromium (or set CHROMIUM_PATH)`;
+export { CHROMIUM_PATH, chromiumAvailable };
 
 /** describe, or describe.skip with a printed reason when there is no Chromium. */
 export function describeBrowser(name: string, body: () => void): void {
