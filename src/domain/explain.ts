@@ -43,11 +43,19 @@ const RELATION_LINKS: Readonly<Record<string, string>> = {
 
 const WORKSPACE_LINKS: Readonly<Record<string, string>> = { viewer: "has VIEW on", analyst: "has ANALYZE on", manager: "has MANAGE on" };
 
-/** How access flows between objects when SpiceDB follows an arrow from `from` to `to`. */
-function arrowLink(from: ObjectRef, to: ObjectRef, permission: string): AccessStep {
+/** Workspace permissions that look down the tree (`descendant->…`); the others look up (`ancestor->…`). */
+const LOOKING_DOWN = new Set(["subtree_view", "view_in_tree"]);
+
+/**
+ * How access flows between objects when SpiceDB follows an arrow from `from`
+ * (while computing `fromPermission`) to `to`.
+ */
+function arrowLink(from: ObjectRef, to: ObjectRef, fromPermission: string): AccessStep {
   if (from.type === "workspace" && to.type === "workspace") {
-    // parent->X: the parent's permission holds in the child; child->subtree_view: content shows in children.
-    return permission === "subtree_view" || permission === "view_in_tree" ? { object: to, link: "is a child workspace of", target: from } : { object: to, link: "is the parent workspace of", target: from };
+    // ancestor->X: a permission held above holds here; descendant->local_view: content shows in the workspaces below.
+    return LOOKING_DOWN.has(fromPermission)
+      ? { object: to, link: "is a descendant workspace of", target: from }
+      : { object: to, link: "is an ancestor workspace of", target: from };
   }
   if (to.type === "organization" && from.type === "workspace") return { object: to, link: "owns", target: from };
   if (to.type === "partnership") return { object: to, link: "shares", target: from };
@@ -219,7 +227,7 @@ function toSteps(chain: readonly TraceNode[], subject: SubjectRef): AccessStep[]
     if (!parent.isPermission && !child.isPermission) {
       steps.push({ object: child.resource, link: relationLink(parent), target: parent.resource });
     } else if (child.resource.type !== parent.resource.type || child.resource.id !== parent.resource.id) {
-      steps.push(arrowLink(parent.resource, child.resource, child.name));
+      steps.push(arrowLink(parent.resource, child.resource, parent.name));
     }
   }
   return steps;

@@ -52,6 +52,10 @@ export const derive: Derivations = {
       ? [rel("workspace", r.id, "parent", "workspace", r.parent_id), rel("workspace", r.parent_id, "child", "workspace", r.id)]
       : []),
   ],
+  workspace_ancestors: (r) => [
+    rel("workspace", r.workspace_id, "ancestor", "workspace", r.ancestor_id),
+    rel("workspace", r.ancestor_id, "descendant", "workspace", r.workspace_id),
+  ],
   workspace_access: (r) => {
     const relation = r.kind === "level" && r.level ? WORKSPACE_LEVEL_RELATION[r.level] : r.kind;
     if (r.user_id !== null) return [rel("workspace", r.workspace_id, relation, "user", r.user_id)];

@@ -239,7 +239,7 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
           expect([...(actual.get(type)?.relations ?? [])].sort(), `${type} relations`).toEqual([...def.relations].sort());
           expect([...(actual.get(type)?.permissions ?? [])].sort(), `${type} permissions`).toEqual([...def.permissions].sort());
         }
-        expect(read).toContain("permission view_in_tree = view + child->subtree_view");
+        expect(read).toContain("permission view_in_tree = view + descendant->local_view");
       });
 
       it("writeSchema replaces the schema (an added definition reads back; the original restores)", async () => {
