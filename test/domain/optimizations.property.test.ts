@@ -39,8 +39,8 @@ type Op =
   | { kind: "nest"; inner: string; outer: string; on: boolean };
 
 const WORKSPACE_PERMISSIONS = ["manage", "analyze", "view", "view_in_tree", "view_all_content", "eligible", "eligible_native", "create_content", "change_permissions"];
-/** Relations that only sharegraph's closures write (folder and workspace ancestors, workspace descendants). */
-const CLOSURE_RELATIONS = new Set(["ancestor", "descendant"]);
+/** Relations that only sharegraph's closures write (folder ancestors; the workspace tree's closure). */
+const CLOSURE_RELATIONS = new Set(["ancestor", "ancestor_or_self", "descendant_or_self", "relative"]);
 
 const SUBJECTS = [...USERS, "g:outer", "g:inner"];
 const index = fc.integer({ min: 0, max: 7 });

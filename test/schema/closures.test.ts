@@ -2,9 +2,10 @@
  * The validation files state relationships as sharegraph writes them,
  * closures included: each file's folder `ancestor` relationships must be
  * exactly the closure of its folder `parent` relationships, and its
- * workspace `ancestor` and `descendant` relationships the closure of its
- * workspace `parent` relationships and its inverse (as the store keeps
- * them), or the files would prove answers for data sharegraph never writes.
+ * workspace `ancestor_or_self`, `descendant_or_self` and `relative`
+ * relationships the closure of its workspaces and their `parent`
+ * relationships (as the store keeps them), or the files would prove answers
+ * for data sharegraph never writes.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -45,18 +46,28 @@ describe("validation files carry the folder closure", () => {
   }
 });
 
+/** The workspace closure sharegraph writes (src/domain/graph.ts) for these workspaces and parent links. */
+function workspaceClosure(workspaces: readonly string[], parents: Map<string, string>): string[] {
+  const out: string[] = [];
+  for (const w of workspaces) for (const relation of ["ancestor_or_self", "descendant_or_self", "relative"]) out.push(`workspace:${w}#${relation}@workspace:${w}`);
+  for (const [w, a] of pairsAbove(parents)) {
+    out.push(`workspace:${w}#ancestor_or_self@workspace:${a}`, `workspace:${a}#descendant_or_self@workspace:${w}`, `workspace:${w}#relative@workspace:${a}`, `workspace:${a}#relative@workspace:${w}`);
+  }
+  return out.sort();
+}
+
 describe("validation files carry the workspace closure", () => {
   for (const file of files) {
-    it(`${file}: workspace ancestor and descendant relationships = closure of parent relationships and its inverse`, () => {
+    it(`${file}: ancestor_or_self, descendant_or_self and relative = the closure of the workspaces and their parent relationships`, () => {
       const lines = linesOf(file);
-      const pairs = pairsAbove(parentsOf(lines, "workspace"));
-      expect(lines.filter((l) => /^workspace:[^#]+#ancestor@/.test(l)).sort()).toEqual(pairs.map(([w, a]) => `workspace:${w}#ancestor@workspace:${a}`).sort());
-      expect(lines.filter((l) => /^workspace:[^#]+#descendant@/.test(l)).sort()).toEqual(pairs.map(([w, a]) => `workspace:${a}#descendant@workspace:${w}`).sort());
+      const workspaces = lines.flatMap((l) => /^workspace:([^#]+)#organization@/.exec(l)?.[1] ?? []);
+      const written = lines.filter((l) => /^workspace:[^#]+#(ancestor_or_self|descendant_or_self|relative)@/.test(l)).sort();
+      expect(written).toEqual(workspaceClosure(workspaces, parentsOf(lines, "workspace")));
     });
   }
 
   it("r6-r7-workspace-caps.yaml has a tree of three levels (the closure is more than the parent links)", () => {
-    const pairs = pairsAbove(parentsOf(linesOf("r6-r7-workspace-caps.yaml"), "workspace"));
-    expect(pairs.length).toBeGreaterThan(parentsOf(linesOf("r6-r7-workspace-caps.yaml"), "workspace").size);
+    const parents = parentsOf(linesOf("r6-r7-workspace-caps.yaml"), "workspace");
+    expect(pairsAbove(parents).length).toBeGreaterThan(parents.size);
   });
 });

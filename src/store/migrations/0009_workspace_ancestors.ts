@@ -2,25 +2,28 @@ import { sql, type Kysely } from "kysely";
 
 /*
  * Every workspace's ancestors, as rows (a closure table, like
- * folder_ancestors in 0006). Each row gives the permission index two
- * relationships, `workspace:<w>#ancestor@workspace:<a>` and
- * `workspace:<a>#descendant@workspace:<w>`, so that workspace permissions
- * held above (manage, analyze, view) or below (view_in_tree, subtree_view)
- * are found in one step instead of one step per level. Kept by the store on
- * workspace creation; deleting a workspace deletes its rows through
- * store/cascade.ts like any other reference.
+ * folder_ancestors in 0006). With the workspaces themselves they give the
+ * permission index the tree's closure (src/domain/graph.ts):
+ * `ancestor_or_self`, `descendant_or_self` and `relative` on each
+ * workspace, so that workspace permissions held above (manage, analyze,
+ * view) or below (view_in_tree, subtree_view) are found in one batched step
+ * instead of one step per level. Kept by the store on workspace creation;
+ * deleting a workspace deletes its rows through store/cascade.ts like any
+ * other reference.
  *
- * Existing data: the rows are backfilled here, and the relationships they
- * imply are appended to the outbox in the same transaction (after any batch
- * already pending, under the outbox's ordering lock), so that a SpiceDB
- * datastore kept by the outbox receives them before it is read again: the
- * gateway drains the outbox before it serves.
+ * Existing data: the rows are backfilled here, and the relationships that
+ * the workspaces and these rows now imply are appended to the outbox in the
+ * same transaction (after any batch already pending, under the outbox's
+ * ordering lock), so that a SpiceDB datastore kept by the outbox receives
+ * them before it is read again: the gateway drains the outbox before it
+ * serves. The text of each relationship is graph.ts's derivation, restated
+ * in SQL (migrations do not import app code); a test compares the two.
  */
 
-/** The outbox's ordering lock (store/outbox.ts, ORDER_LOCK); migrations do not import app code. */
+/** The outbox's ordering lock (store/outbox.ts, ORDER_LOCK). */
 const OUTBOX_ORDER_LOCK = 0x5347_0001;
-/** Closure rows per outbox batch (two relationships each): SpiceDB's default write limit is 1,000 updates. */
-const ROWS_PER_BATCH = 500;
+/** Relationships per outbox batch: SpiceDB's default write limit is 1,000 updates. */
+const PER_BATCH = 1000;
 
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
@@ -44,23 +47,21 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   `.execute(db);
   await sql`select pg_advisory_xact_lock(${OUTBOX_ORDER_LOCK})`.execute(db);
   await sql`
+    with rels(r) as (
+      select 'workspace:' || id || '#ancestor_or_self@workspace:' || id from workspaces
+      union all select 'workspace:' || id || '#descendant_or_self@workspace:' || id from workspaces
+      union all select 'workspace:' || id || '#relative@workspace:' || id from workspaces
+      union all select 'workspace:' || workspace_id || '#ancestor_or_self@workspace:' || ancestor_id from workspace_ancestors
+      union all select 'workspace:' || ancestor_id || '#descendant_or_self@workspace:' || workspace_id from workspace_ancestors
+      union all select 'workspace:' || workspace_id || '#relative@workspace:' || ancestor_id from workspace_ancestors
+      union all select 'workspace:' || ancestor_id || '#relative@workspace:' || workspace_id from workspace_ancestors
+    ),
+    numbered(r, n) as (select r, row_number() over (order by r) - 1 from rels)
     insert into outbox (ops, op_count)
-    select jsonb_agg(op order by n, side), count(*)
-    from (
-      select
-        (row_number() over (order by workspace_id, ancestor_id) - 1) as n,
-        side,
-        jsonb_build_object(
-          'o', 't',
-          'r', case side
-            when 0 then 'workspace:' || workspace_id || '#ancestor@workspace:' || ancestor_id
-            else 'workspace:' || ancestor_id || '#descendant@workspace:' || workspace_id
-          end
-        ) as op
-      from workspace_ancestors cross join (values (0), (1)) as sides(side)
-    ) ops
-    group by n / ${sql.lit(ROWS_PER_BATCH * 2)}
-    order by n / ${sql.lit(ROWS_PER_BATCH * 2)}
+    select jsonb_agg(jsonb_build_object('o', 't', 'r', r) order by n), count(*)
+    from numbered
+    group by n / ${sql.lit(PER_BATCH)}
+    order by n / ${sql.lit(PER_BATCH)}
   `.execute(db);
 }
 
