@@ -145,6 +145,25 @@ describe("closures and caches never change an answer", () => {
     expect(out.results.map((r) => r.allowed)).toEqual([false, false]);
   });
 
+  it("R7: Reconcile derives the workspace closure from Postgres: a closure relationship lost from SpiceDB is found missing and written back", async () => {
+    const { directory, permissions, index, engine } = app.domain;
+    await directory.createWorkspace("owner", "opt", { id: "rc-top", name: "Top" });
+    await directory.createWorkspace("owner", "opt", { id: "rc-mid", name: "Mid", parentId: "rc-top" });
+    await directory.createWorkspace("owner", "opt", { id: "rc-low", name: "Low", parentId: "rc-mid" });
+    const granted = await directory.setWorkspacePermission("owner", "rc-top", { kind: "user", id: "u1" }, "analyze");
+    const analyze = { resource: { type: "workspace", id: "rc-low" }, permission: "analyze", subject: { type: "user", id: "u1" } };
+    expect((await permissions.checkBulk([analyze], { kind: "at_least_as_fresh", token: granted.token })).results[0]!.allowed).toBe(true);
+
+    const lost = "workspace:rc-low#ancestor_or_self@workspace:rc-top";
+    await engine.write([{ op: "delete", relationship: parseRelationship(lost) }]);
+    expect((await permissions.checkBulk([analyze], { kind: "fully_consistent" })).results[0]!.allowed).toBe(false);
+
+    const report = await index.reconcile(false);
+    expect(report.missing).toEqual([lost]);
+    expect(report.extra).toEqual([]);
+    expect((await permissions.checkBulk([analyze], { kind: "fully_consistent" })).results[0]!.allowed).toBe(true);
+  });
+
   it("after every random change, sharegraph at the change's token answers as the reference model", async () => {
     const { directory, catalog, sharing, permissions } = app.domain;
     await fc.assert(
