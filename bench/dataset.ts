@@ -14,7 +14,8 @@
  * with the supervised SpiceDB's datastore beside it (`<name>_spicedb`), whose
  * index would otherwise no longer match.
  *
- * Scale: options.scale, else BENCH_SCALE, else 1.
+ * Scale: options.scale, else BENCH_SCALE, else 1. Seed: options.seed, else
+ * BENCH_SEED, else 1.
  */
 import { createHash } from "node:crypto";
 import pg from "pg";
@@ -84,6 +85,13 @@ export function scaleFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   return scale;
 }
 
+/** BENCH_SEED: another tenant of the same shape, in a database of its own (default 1). */
+export function seedFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const seed = Number(env["BENCH_SEED"] ?? 1);
+  if (!Number.isInteger(seed) || seed < 1) throw new Error(`BENCH_SEED must be a positive integer, got ${env["BENCH_SEED"]}`);
+  return seed;
+}
+
 export function datasetDatabaseName(scale: number, seed: number): string {
   const hash = createHash("sha256").update(`v${GENERATOR_VERSION}|scale=${scale}|seed=${seed}`).digest("hex").slice(0, 10);
   return `sg_bench_${hash}`;
@@ -131,7 +139,7 @@ async function readMarker(url: string): Promise<Marker | undefined> {
 export async function ensureDataset(options: EnsureDatasetOptions = {}): Promise<Dataset> {
   const baseUrl = options.baseUrl ?? process.env["BENCH_DATABASE_URL"] ?? DEFAULT_BASE_URL;
   const scale = options.scale ?? scaleFromEnv();
-  const seed = options.seed ?? 1;
+  const seed = options.seed ?? seedFromEnv();
   const log = options.log ?? ((line: string) => process.stderr.write(`[dataset] ${line}\n`));
   const databaseName = datasetDatabaseName(scale, seed);
   const databaseUrl = withDatabase(baseUrl, databaseName);

@@ -23,6 +23,8 @@
  *    with `go tool pprof -top` beside it.
  *
  * BENCH_VARIANTS: comma list of names below (default: all).
+ * BENCH_DATASTORE_URL: another SpiceDB datastore of the same tenant (a copy
+ * kept from before a schema change, say) instead of the dataset's own.
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -85,7 +87,8 @@ const agreementPairs = slices.agreement.slice(0, agreementSize);
 const cte = new CteBaseline(dataset.databaseUrl, 8);
 const reference = await answers((p) => cte.check(p.userId, p.resource), agreementPairs);
 await cte.close();
-const datastoreName = new URL(dataset.spicedbDatastoreUrl).pathname.slice(1);
+const datastoreUrl = env["BENCH_DATASTORE_URL"] ?? dataset.spicedbDatastoreUrl;
+const datastoreName = new URL(datastoreUrl).pathname.slice(1);
 const admin = new pg.Client({ connectionString: dataset.databaseUrl });
 await admin.connect();
 
@@ -110,11 +113,11 @@ for (const variantName of chosen) {
 }
 await admin.end();
 
-writeFileSync(new URL(`${name}.json`, resultsDir), `${JSON.stringify({ name, date: new Date().toISOString(), dataset: { databaseName: dataset.databaseName, relationships: dataset.counts.relationships }, seconds, clients, results }, null, 2)}\n`);
+writeFileSync(new URL(`${name}.json`, resultsDir), `${JSON.stringify({ name, date: new Date().toISOString(), dataset: { databaseName: dataset.databaseName, relationships: dataset.counts.relationships, datastore: datastoreName }, seconds, clients, results }, null, 2)}\n`);
 const md = [
   `# SpiceDB alone, by serve flags (${new Date().toISOString()})`,
   "",
-  `Dataset ${dataset.databaseName}: ${dataset.counts.relationships} relationships. Each variant a fresh \`spicedb serve\` on the same Postgres datastore, checks at one exact snapshot, ${seconds} s per line.`,
+  `Dataset ${dataset.databaseName}: ${dataset.counts.relationships} relationships as generated; datastore ${datastoreName}. Each variant a fresh \`spicedb serve\` on the same Postgres datastore, checks at one exact snapshot, ${seconds} s per line.`,
   "",
   "| variant | agrees with CTE | cold, 1 client | cold, " + clients + " clients | SpiceDB CPU ms/check | Postgres CPU ms/check | statements/check | lookups 10 / 1k / 10k: first, all ms |",
   "|---|---|---|---|---|---|---|---|",
@@ -128,12 +131,12 @@ process.stdout.write(md);
 
 async function measure(variantName: string, args: readonly string[], uriParams: string | undefined) {
   const log = createLogger("warn");
-  await prepareDatastore(binary, dataset.spicedbDatastoreUrl, log);
+  await prepareDatastore(binary, datastoreUrl, log);
   const key = randomBytes(16).toString("hex");
   const metricsPort = await freePort();
   const extraArgs = [...args, ...(profile ? ["--metrics-enabled=true", `--metrics-addr=127.0.0.1:${metricsPort}`] : [])];
   // The variant's parameters first: supervisedDatastoreUri() leaves a default_query_exec_mode that is there.
-  const datastoreUri = supervisedDatastoreUri(uriParams ? `${dataset.spicedbDatastoreUrl}${dataset.spicedbDatastoreUrl.includes("?") ? "&" : "?"}${uriParams}` : dataset.spicedbDatastoreUrl);
+  const datastoreUri = supervisedDatastoreUri(uriParams ? `${datastoreUrl}${datastoreUrl.includes("?") ? "&" : "?"}${uriParams}` : datastoreUrl);
   const spicedb = new SpiceDbProcess({ binary, datastoreUri, port: await freePort(), presharedKey: key, maxUpdatesPerWrite: 1000, poolSize: 10, extraArgs }, log);
   await spicedb.start();
   const zed = spicedbClients(spicedb.endpoint, key, 8);

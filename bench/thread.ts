@@ -42,6 +42,8 @@ function tenant(): { relationships: Relationship[]; items: CheckItem[] } {
   for (let w = 0; w < 10; w++) {
     add("workspace", `w${w}`, "viewer", members(w * 10));
     add("workspace", `w${w}`, "analyst", members(w * 10 + 1));
+    // The workspace tree's closure, the workspace itself included (as sharegraph writes it).
+    for (const relation of ["ancestor_or_self", "descendant_or_self", "relative"]) add("workspace", `w${w}`, relation, { type: "workspace", id: `w${w}` });
   }
   for (let f = 0; f < 400; f++) {
     const ws = { type: "workspace", id: `w${f % 10}` };

@@ -86,7 +86,9 @@ export async function loadPlan(store: Store, plan: Plan, options: { chunk?: numb
 
   // Workspaces (a parent before its children: foreign keys are checked at commit, so one transaction).
   await phase("workspaces", plan.workspaces, async (tx, rels, w) => {
-    rels.touch(deriveRow("workspaces", await tx.workspaces.insert({ id: w.id, organization_id: plan.organizationId, parent_id: w.parentId, name: `Workspace ${w.id}` })));
+    const { workspace, ancestors } = await tx.workspaces.insert({ id: w.id, organization_id: plan.organizationId, parent_id: w.parentId, name: `Workspace ${w.id}` });
+    rels.touch(deriveRow("workspaces", workspace));
+    rels.touch(ancestors.flatMap((a) => deriveRow("workspace_ancestors", a)));
   }, plan.workspaces.length);
   await phase("workspace permissions", plan.access, async (tx, rels, a) => {
     const { before, after } = await tx.workspaces.setAccess(a.workspaceId, a.kind, a.subject, a.level);

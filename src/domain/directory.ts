@@ -296,8 +296,9 @@ export class Directory {
           );
         }
       }
-      const row = await tx.workspaces.insert({ id, organization_id: organizationId, name: input.name, parent_id: input.parentId || null });
+      const { workspace: row, ancestors } = await tx.workspaces.insert({ id, organization_id: organizationId, name: input.name, parent_id: input.parentId || null });
       rels.touch(deriveRow("workspaces", row));
+      rels.touch(ancestors.flatMap((a) => deriveRow("workspace_ancestors", a)));
       return row;
     });
   }

@@ -1,4 +1,4 @@
-import type { CheckItem, Engine, ObjectRef, SubjectRef, TraceNode } from "../engine/engine.js";
+import type { CheckItem, Engine, ObjectRef, SubjectRef, TracedCheckResult, TraceNode } from "../engine/engine.js";
 import type { Store } from "../store/store.js";
 import type { ConsistencyTokens, Freshness } from "../sync/consistency.js";
 import { isContentKind } from "./roles.js";
@@ -43,11 +43,24 @@ const RELATION_LINKS: Readonly<Record<string, string>> = {
 
 const WORKSPACE_LINKS: Readonly<Record<string, string>> = { viewer: "has VIEW on", analyst: "has ANALYZE on", manager: "has MANAGE on" };
 
-/** How access flows between objects when SpiceDB follows an arrow from `from` to `to`. */
-function arrowLink(from: ObjectRef, to: ObjectRef, permission: string): AccessStep {
+/**
+ * Which way a workspace permission looks along the tree's closure:
+ * `descendant_or_self->…` down, `relative->…` both ways, the others
+ * (`ancestor_or_self->…`) up.
+ */
+const TREE_DIRECTION: Readonly<Record<string, "down" | "both">> = { subtree_view: "down", view_in_tree: "both" };
+
+/**
+ * How access flows between objects when SpiceDB follows an arrow from `from`
+ * (while computing `fromPermission`) to `to`.
+ */
+function arrowLink(from: ObjectRef, to: ObjectRef, fromPermission: string): AccessStep {
   if (from.type === "workspace" && to.type === "workspace") {
-    // parent->X: the parent's permission holds in the child; child->subtree_view: content shows in children.
-    return permission === "subtree_view" || permission === "view_in_tree" ? { object: to, link: "is a child workspace of", target: from } : { object: to, link: "is the parent workspace of", target: from };
+    // A permission held above holds here; content shows in the workspaces below.
+    const direction = TREE_DIRECTION[fromPermission];
+    if (direction === "down") return { object: to, link: "is a descendant workspace of", target: from };
+    if (direction === "both") return { object: to, link: "is in the workspace tree of", target: from };
+    return { object: to, link: "is an ancestor workspace of", target: from };
   }
   if (to.type === "organization" && from.type === "workspace") return { object: to, link: "owns", target: from };
   if (to.type === "partnership") return { object: to, link: "shares", target: from };
@@ -79,7 +92,7 @@ export class Explainer {
 
   async explain(item: CheckItem, freshness: Freshness): Promise<Explanation> {
     const consistency = await this.deps.tokens.resolve(freshness);
-    const result = await this.deps.engine.checkWithTrace(item, consistency);
+    const result = await this.#traced(item, consistency);
     const paths = result.trace ? satisfiedPaths(result.trace, item.subject) : [];
     const token = this.deps.tokens.forRead(result.token);
     const who = subjectName(item.subject);
@@ -104,6 +117,39 @@ export class Explainer {
         ? ` Missing one of: ${missing.join("; ")}.`
         : "";
     return { allowed: false, text: `${capitalize(who)} cannot ${what}.${having}${needs}`, granting: [], partial, missing, token };
+  }
+
+  /**
+   * A check with its trace, where each node SpiceDB evaluated for several
+   * objects at once (a batched arrow over a closure: the workspaces above,
+   * the folders above; its id is their ids joined by commas) becomes one
+   * node per object, each with its own answer, so that a path names the
+   * object that grants.
+   */
+  async #traced(item: CheckItem, consistency: Parameters<Engine["check"]>[1]): Promise<TracedCheckResult> {
+    const result = await this.deps.engine.checkWithTrace(item, consistency);
+    if (!result.trace) return result;
+    const batched: TraceNode[] = [];
+    const collect = (node: TraceNode) => {
+      if (node.resource.id.includes(",")) batched.push(node);
+      node.children.forEach(collect);
+    };
+    collect(result.trace);
+    if (batched.length === 0) return result;
+    const items = batched.flatMap((node) => node.resource.id.split(",").map((id) => ({ resource: { type: node.resource.type, id }, permission: node.name, subject: item.subject })));
+    const answers = (await this.deps.engine.checkBulk(items, consistency)).results;
+    const allowed = new Map(items.map((it, i) => [`${it.resource.type}:${it.resource.id}#${it.permission}`, answers[i]?.allowed === true]));
+    const split = (node: TraceNode): TraceNode[] => {
+      const children = node.children.flatMap(split);
+      if (!node.resource.id.includes(",")) return [{ ...node, children }];
+      return node.resource.id.split(",").map((id) => ({
+        ...node,
+        resource: { type: node.resource.type, id },
+        hasPermission: node.hasPermission && allowed.get(`${node.resource.type}:${id}#${node.name}`) === true,
+        children,
+      }));
+    };
+    return { ...result, trace: split(result.trace)[0]! };
   }
 
   /** Whether the system of record has this object; undefined for types it does not keep by id. */
@@ -135,13 +181,13 @@ export class Explainer {
     if (!need || !row) return { missing: [], partial: [] };
     const workspace = { type: "workspace", id: row.workspace_id };
     const [granted, view, analyze, inTree] = await Promise.all([
-      this.deps.engine.checkWithTrace({ resource, permission: need.granted, subject }, consistency),
-      this.deps.engine.checkWithTrace({ resource: workspace, permission: "view", subject }, consistency),
+      this.#traced({ resource, permission: need.granted, subject }, consistency),
+      this.#traced({ resource: workspace, permission: "view", subject }, consistency),
       this.deps.engine.check({ resource: workspace, permission: "analyze", subject }, consistency),
-      this.deps.engine.checkWithTrace({ resource: workspace, permission: "view_in_tree", subject }, consistency),
+      this.#traced({ resource: workspace, permission: "view_in_tree", subject }, consistency),
     ]);
     // Without the needed role, the role they do hold (if any) is still worth showing.
-    const lesser = granted.allowed || need.granted === "granted_view" ? undefined : await this.deps.engine.checkWithTrace({ resource, permission: "granted_view", subject }, consistency);
+    const lesser = granted.allowed || need.granted === "granted_view" ? undefined : await this.#traced({ resource, permission: "granted_view", subject }, consistency);
     const partial: AccessPath[] = [];
     for (const part of [granted, lesser, view.allowed ? view : inTree]) {
       if (part?.allowed && part.trace) partial.push(...satisfiedPaths(part.trace, subject));
@@ -220,7 +266,7 @@ function toSteps(chain: readonly TraceNode[], subject: SubjectRef): AccessStep[]
     if (!parent.isPermission && !child.isPermission) {
       steps.push({ object: child.resource, link: relationLink(parent), target: parent.resource });
     } else if (child.resource.type !== parent.resource.type || child.resource.id !== parent.resource.id) {
-      steps.push(arrowLink(parent.resource, child.resource, child.name));
+      steps.push(arrowLink(parent.resource, child.resource, parent.name));
     }
   }
   return steps;

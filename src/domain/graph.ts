@@ -48,9 +48,19 @@ export const derive: Derivations = {
         : [],
   workspaces: (r) => [
     rel("workspace", r.id, "organization", "organization", r.organization_id),
+    // The closure's reflexive part (the rest comes from workspace_ancestors).
+    rel("workspace", r.id, "ancestor_or_self", "workspace", r.id),
+    rel("workspace", r.id, "descendant_or_self", "workspace", r.id),
+    rel("workspace", r.id, "relative", "workspace", r.id),
     ...(r.parent_id !== null
       ? [rel("workspace", r.id, "parent", "workspace", r.parent_id), rel("workspace", r.parent_id, "child", "workspace", r.id)]
       : []),
+  ],
+  workspace_ancestors: (r) => [
+    rel("workspace", r.workspace_id, "ancestor_or_self", "workspace", r.ancestor_id),
+    rel("workspace", r.ancestor_id, "descendant_or_self", "workspace", r.workspace_id),
+    rel("workspace", r.workspace_id, "relative", "workspace", r.ancestor_id),
+    rel("workspace", r.ancestor_id, "relative", "workspace", r.workspace_id),
   ],
   workspace_access: (r) => {
     const relation = r.kind === "level" && r.level ? WORKSPACE_LEVEL_RELATION[r.level] : r.kind;

@@ -22,6 +22,7 @@ export const BACKUP_TABLES = {
   group_members: { id: "i", group_id: "s", user_id: "s?", member_group_id: "s?", created_at: C },
   workspaces: { id: "s", organization_id: "s", parent_id: "s?", name: "s", created_at: C },
   workspace_access: { id: "i", workspace_id: "s", kind: "s", level: "s?", user_id: "s?", group_id: "s?", created_at: C },
+  workspace_ancestors: { workspace_id: "s", ancestor_id: "s", depth: "i" },
   entities: { id: "s", organization_id: "s", name: "s", created_at: C },
   entity_members: { entity_id: "s", user_id: "s", created_at: C },
   folders: { id: "s", workspace_id: "s", parent_id: "s?", name: "s", created_by: "s?", created_at: C },

@@ -19,6 +19,8 @@ export const REFERENCES: ReadonlyArray<Reference> = [
   { table: "workspaces", column: "organization_id", parent: "organizations" },
   { table: "workspaces", column: "parent_id", parent: "workspaces" },
   { table: "workspace_access", column: "workspace_id", parent: "workspaces" },
+  { table: "workspace_ancestors", column: "workspace_id", parent: "workspaces" },
+  { table: "workspace_ancestors", column: "ancestor_id", parent: "workspaces" },
   { table: "workspace_access", column: "user_id", parent: "users" },
   { table: "workspace_access", column: "group_id", parent: "groups" },
   { table: "entities", column: "organization_id", parent: "organizations" },

@@ -96,6 +96,14 @@ export interface FolderAncestorsTable {
   depth: number;
 }
 
+/** One row per (workspace, ancestor): the closure of workspaces.parent_id. */
+export interface WorkspaceAncestorsTable {
+  workspace_id: string;
+  ancestor_id: string;
+  /** 1 for the parent, 2 for the grandparent, … */
+  depth: number;
+}
+
 export type ContentKind = "report" | "board" | "dashboard" | "workbook";
 
 export interface ContentTable {
@@ -271,6 +279,7 @@ export interface Database {
   group_members: GroupMembersTable;
   workspaces: WorkspacesTable;
   workspace_access: WorkspaceAccessTable;
+  workspace_ancestors: WorkspaceAncestorsTable;
   entities: EntitiesTable;
   entity_members: EntityMembersTable;
   folders: FoldersTable;

@@ -4,6 +4,7 @@ import { pageOf, type Page, type PageOf } from "./paging.js";
 
 export type WorkspaceRow = Row<"workspaces">;
 export type WorkspaceAccessRow = Row<"workspace_access">;
+export type WorkspaceAncestorRow = Row<"workspace_ancestors">;
 
 /** Whom a workspace access row is about: exactly one of user or group. */
 export type AccessSubject = { readonly userId: string } | { readonly groupId: string };
@@ -11,8 +12,21 @@ export type AccessSubject = { readonly userId: string } | { readonly groupId: st
 export class WorkspacesRepo {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async insert(row: NewRow<"workspaces">): Promise<WorkspaceRow> {
-    return this.db.insertInto("workspaces").values(row).returningAll().executeTakeFirstOrThrow();
+  /** Inserts the workspace and its ancestor rows (the closure); returns both. */
+  async insert(row: NewRow<"workspaces">): Promise<{ workspace: WorkspaceRow; ancestors: WorkspaceAncestorRow[] }> {
+    const workspace = await this.db.insertInto("workspaces").values(row).returningAll().executeTakeFirstOrThrow();
+    if (workspace.parent_id === null) return { workspace, ancestors: [] };
+    const result = await sql<WorkspaceAncestorRow>`
+      insert into workspace_ancestors (workspace_id, ancestor_id, depth)
+      select ${workspace.id}::text, ancestor_id, depth
+      from (
+        select ${workspace.parent_id}::text as ancestor_id, 1 as depth
+        union all
+        select ancestor_id, depth + 1 from workspace_ancestors where workspace_id = ${workspace.parent_id}
+      ) above
+      returning workspace_id, ancestor_id, depth
+    `.execute(this.db);
+    return { workspace, ancestors: result.rows };
   }
 
   async get(id: string): Promise<WorkspaceRow | undefined> {

@@ -81,6 +81,15 @@ describe.each<ClientKind>(["connect", "grpc-js"])("PermissionService over %s", (
     expect([explained.allowed, explained.decision]).toEqual([false, Decision.DENIED]);
   });
 
+  it("R8: ExplainPermission names the workspace above that grants a permission held below it (one object per step, also when SpiceDB checked the workspaces above together)", async () => {
+    const down = await c.permission.explainPermission({ resource: ws(`${p}-emea-sales`), permission: "analyze", subject: user(`${p}-carol`), consistency: fresh(token) });
+    expect(down.allowed).toBe(true);
+    expect(down.explanation).toContain(`workspace ${p}-emea is an ancestor workspace of workspace ${p}-emea-sales`);
+    expect(down.explanation).toContain(`group ${p}-analysts has ANALYZE on workspace ${p}-emea`);
+    const onItself = await c.permission.explainPermission({ resource: ws(`${p}-emea`), permission: "analyze", subject: user(`${p}-carol`), consistency: fresh(token) });
+    expect(onItself.explanation).not.toContain("ancestor workspace");
+  });
+
   it("issue 10: ExplainPermission on an object that does not exist says so", async () => {
     const ghost = await c.permission.explainPermission({ resource: { type: "dashboard", id: `${p}-ghost` }, permission: "view", subject: user(`${p}-bob`), consistency: fresh(token) });
     expect([ghost.allowed, ghost.decision]).toEqual([false, Decision.DENIED]);

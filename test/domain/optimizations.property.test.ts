@@ -12,13 +12,15 @@ import { PLATFORM_ADMIN, startTestServer, type TestServer } from "../support/ser
 
 /*
  * The shortcuts never change an answer. sharegraph's schema finds inherited
- * roles through a folder-ancestor closure that the store maintains, and
- * reads are served at pinned snapshots through a decision cache. Here random
- * folder trees, moves, deletes, shares, group and workspace changes go
- * through the domain, and after every change every question about every
- * folder and item is asked twice: of sharegraph at the change's token, and
- * of a plain reference model (test/fixtures/reference.zed: each level walks
- * to its parent) fed the same relationships without the closure.
+ * roles through a folder-ancestor closure, and workspace permissions above
+ * and below through workspace-ancestor and -descendant closures, that the
+ * store maintains; reads are served at pinned snapshots through a decision
+ * cache. Here random folder trees, workspace trees, moves, deletes, shares,
+ * group and workspace changes go through the domain, and after every change
+ * every question about every workspace, folder and item is asked twice: of
+ * sharegraph at the change's token, and of a plain reference model
+ * (test/fixtures/reference.zed: each level walks to its parent or children)
+ * fed the same relationships without the closures.
  */
 
 const USERS = ["u1", "u2", "u3"];
@@ -35,6 +37,10 @@ type Op =
   | { kind: "unshare"; what: "folder" | "content"; index: number; subject: string }
   | { kind: "level"; user: string; ws: number; level: "view" | "analyze" | "manage" | "none" }
   | { kind: "nest"; inner: string; outer: string; on: boolean };
+
+const WORKSPACE_PERMISSIONS = ["manage", "analyze", "view", "view_in_tree", "view_all_content", "eligible", "eligible_native", "create_content", "change_permissions"];
+/** Relations that only sharegraph's closures write (folder ancestors; the workspace tree's closure). */
+const CLOSURE_RELATIONS = new Set(["ancestor", "ancestor_or_self", "descendant_or_self", "relative"]);
 
 const SUBJECTS = [...USERS, "g:outer", "g:inner"];
 const index = fc.integer({ min: 0, max: 7 });
@@ -110,7 +116,7 @@ afterAll(async () => {
 /** Brings the reference engine to what the store implies, without the closure. */
 async function syncReference(): Promise<void> {
   const expected = new Set(
-    (await app.domain.store.transaction((tx) => deriveAll(tx), "repeatable read")).filter((r) => r.relation !== "ancestor").map(formatRelationship),
+    (await app.domain.store.transaction((tx) => deriveAll(tx), "repeatable read")).filter((r) => !CLOSURE_RELATIONS.has(r.relation)).map(formatRelationship),
   );
   const updates: RelationshipUpdate[] = [
     ...[...referenceState].filter((r) => !expected.has(r)).map((r) => ({ op: "delete" as const, relationship: parseRelationship(r) })),
@@ -137,6 +143,25 @@ describe("closures and caches never change an answer", () => {
     const back = await catalog.move("owner", { type: "folder", id: "mv-top" }, undefined);
     const out = await permissions.checkBulk([view("mv-d"), view("mv-sub", "folder")], { kind: "at_least_as_fresh", token: back.token });
     expect(out.results.map((r) => r.allowed)).toEqual([false, false]);
+  });
+
+  it("R7: Reconcile derives the workspace closure from Postgres: a closure relationship lost from SpiceDB is found missing and written back", async () => {
+    const { directory, permissions, index, engine } = app.domain;
+    await directory.createWorkspace("owner", "opt", { id: "rc-top", name: "Top" });
+    await directory.createWorkspace("owner", "opt", { id: "rc-mid", name: "Mid", parentId: "rc-top" });
+    await directory.createWorkspace("owner", "opt", { id: "rc-low", name: "Low", parentId: "rc-mid" });
+    const granted = await directory.setWorkspacePermission("owner", "rc-top", { kind: "user", id: "u1" }, "analyze");
+    const analyze = { resource: { type: "workspace", id: "rc-low" }, permission: "analyze", subject: { type: "user", id: "u1" } };
+    expect((await permissions.checkBulk([analyze], { kind: "at_least_as_fresh", token: granted.token })).results[0]!.allowed).toBe(true);
+
+    const lost = "workspace:rc-low#ancestor_or_self@workspace:rc-top";
+    await engine.write([{ op: "delete", relationship: parseRelationship(lost) }]);
+    expect((await permissions.checkBulk([analyze], { kind: "fully_consistent" })).results[0]!.allowed).toBe(false);
+
+    const report = await index.reconcile(false);
+    expect(report.missing).toEqual([lost]);
+    expect(report.extra).toEqual([]);
+    expect((await permissions.checkBulk([analyze], { kind: "fully_consistent" })).results[0]!.allowed).toBe(true);
   });
 
   it("after every random change, sharegraph at the change's token answers as the reference model", async () => {
@@ -243,6 +268,137 @@ describe("closures and caches never change an answer", () => {
           const items: CheckItem[] = [];
           for (const f of folders) for (const u of USERS) for (const permission of FOLDER_PERMISSIONS) items.push({ resource: { type: "folder", id: f.id }, permission, subject: { type: "user", id: u } });
           for (const c of contents) for (const u of USERS) for (const permission of CONTENT_PERMISSIONS) items.push({ resource: { type: "dashboard", id: c.id }, permission, subject: { type: "user", id: u } });
+          if (items.length === 0) continue;
+          const ours = await permissions.checkBulk(items, token ? { kind: "at_least_as_fresh", token } : { kind: "fully_consistent" });
+          const theirs = await reference.checkBulk(items, { kind: "fully_consistent" });
+          const differ = items.flatMap((item, i) =>
+            ours.results[i]!.allowed === theirs.results[i]!.allowed
+              ? []
+              : [`${item.subject.id} ${item.permission} ${item.resource.type}:${item.resource.id}: sharegraph ${ours.results[i]!.allowed}, reference ${theirs.results[i]!.allowed}`],
+          );
+          expect(differ, `after ${JSON.stringify(op)}`).toEqual([]);
+        }
+      }),
+      { numRuns: 12, endOnFailure: true },
+    );
+  }, 600_000);
+  it("R7: after every random change to a workspace tree, sharegraph at the change's token answers as the reference model", async () => {
+    const { directory, catalog, sharing, permissions } = app.domain;
+    type WsOp =
+      | { kind: "workspace"; parent: number }
+      | { kind: "delete"; index: number }
+      | { kind: "level"; subject: string; index: number; level: "view" | "analyze" | "manage" | "none" }
+      | { kind: "guest" | "see"; subject: string; index: number; on: boolean }
+      | { kind: "content"; index: number; subject: string; role: RoleName }
+      | { kind: "member"; user: string; on: boolean }
+      | { kind: "nest"; on: boolean };
+    const wsIndex = fc.integer({ min: 0, max: 9 });
+    const subjectArb = fc.constantFrom(...SUBJECTS);
+    const levelArb = fc.record({ kind: fc.constant("level" as const), subject: subjectArb, index: wsIndex, level: fc.constantFrom("view" as const, "analyze" as const, "manage" as const, "none" as const) });
+    const contentArb = fc.record({ kind: fc.constant("content" as const), index: wsIndex, subject: subjectArb, role: fc.constantFrom(...ROLES) });
+    /** -1: a new root; else one of the workspaces made so far (wrapping around). */
+    const workspaceArb = fc.record({ kind: fc.constant("workspace" as const), parent: fc.integer({ min: -1, max: 9 }) });
+    const treeArb: fc.Arbitrary<WsOp[]> = fc
+      .tuple(fc.array(workspaceArb, { minLength: 2, maxLength: 6 }), fc.array(levelArb, { minLength: 1, maxLength: 5 }), fc.array(contentArb, { minLength: 1, maxLength: 4 }))
+      .map(([workspaces, levels, contents]) => [...workspaces, ...levels, ...contents]);
+    const changeArb: fc.Arbitrary<WsOp> = fc.oneof(
+      { weight: 3, arbitrary: workspaceArb },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant("delete" as const), index: wsIndex }) },
+      { weight: 4, arbitrary: levelArb },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constantFrom("guest" as const, "see" as const), subject: subjectArb, index: wsIndex, on: fc.boolean() }) },
+      { weight: 2, arbitrary: contentArb },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant("member" as const), user: fc.constantFrom(...USERS), on: fc.boolean() }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant("nest" as const), on: fc.boolean() }) },
+    );
+    await fc.assert(
+      fc.asyncProperty(treeArb, fc.array(changeArb, { minLength: 3, maxLength: 8 }), async (setup, changes) => {
+        const p = `t${++run}`;
+        const outer = `${p}-outer`;
+        const inner = `${p}-inner`;
+        await directory.createGroup("owner", "opt", { id: outer, name: "Outer" });
+        await directory.createGroup("owner", "opt", { id: inner, name: "Inner" });
+        await directory.addGroupMember("owner", inner, { kind: "user", id: "u2" });
+        await directory.addGroupMember("owner", outer, { kind: "user", id: "u3" });
+        const subject = (s: string) =>
+          s === "g:outer" ? ({ kind: "group", id: outer } as const) : s === "g:inner" ? ({ kind: "group", id: inner } as const) : ({ kind: "user", id: s } as const);
+        let workspaces: string[] = [];
+        let contents: string[] = [];
+        const pick = (i: number) => (workspaces.length === 0 ? undefined : workspaces[i % workspaces.length]);
+        let n = 0;
+        const ops = [...setup, ...changes];
+        for (const [step, op] of ops.entries()) {
+          const compare = step >= setup.length - 1;
+          let token: string | undefined;
+          try {
+            switch (op.kind) {
+              case "workspace": {
+                const id = `${p}-w${n++}`;
+                const parentId = op.parent < 0 ? undefined : pick(op.parent);
+                token = (await directory.createWorkspace("owner", "opt", { id, name: id, ...(parentId ? { parentId } : {}) })).token;
+                workspaces.push(id);
+                break;
+              }
+              case "delete": {
+                const id = pick(op.index);
+                if (!id) continue;
+                token = (await directory.deleteWorkspace("owner", id)).token;
+                // The workspaces below go with it, and all content in them.
+                const kept = new Set((await app.domain.store.read.workspaces.getMany(workspaces)).map((w) => w.id));
+                workspaces = workspaces.filter((w) => kept.has(w));
+                const left = new Set((await app.domain.store.read.content.getMany(contents)).map((c) => c.id));
+                contents = contents.filter((c) => left.has(c));
+                break;
+              }
+              case "level": {
+                const id = pick(op.index);
+                if (!id) continue;
+                token =
+                  op.level === "none"
+                    ? (await directory.removeWorkspacePermission("owner", id, subject(op.subject))).token
+                    : (await directory.setWorkspacePermission("owner", id, subject(op.subject), op.level)).token;
+                break;
+              }
+              case "guest":
+              case "see": {
+                const id = pick(op.index);
+                if (!id) continue;
+                const who = subject(op.subject);
+                token =
+                  op.kind === "guest"
+                    ? (op.on ? await directory.addWorkspaceGuest("owner", id, who) : await directory.removeWorkspaceGuest("owner", id, who)).token
+                    : (op.on ? await directory.grantWorkspaceSee("owner", id, who) : await directory.revokeWorkspaceSee("owner", id, who)).token;
+                break;
+              }
+              case "content": {
+                const ws = pick(op.index);
+                if (!ws) continue;
+                const id = `${p}-d${n++}`;
+                await catalog.createContent("owner", { kind: "dashboard", workspaceId: ws, id, name: id });
+                contents.push(id);
+                token = (await sharing.share("owner", { type: "dashboard", id }, subject(op.subject), op.role)).token;
+                break;
+              }
+              case "member":
+                token = op.on
+                  ? (await directory.addGroupMember("owner", inner, { kind: "user", id: op.user })).token
+                  : (await directory.removeGroupMember("owner", inner, { kind: "user", id: op.user })).token;
+                break;
+              case "nest":
+                token = op.on
+                  ? (await directory.addGroupMember("owner", outer, { kind: "group", id: inner })).token
+                  : (await directory.removeGroupMember("owner", outer, { kind: "group", id: inner })).token;
+                break;
+            }
+          } catch (err) {
+            // Refusals (R6 eligibility, unknown rows after a delete, duplicates) are answers too; they change nothing.
+            if (!(err instanceof DomainError)) throw err;
+            continue;
+          }
+          if (!compare) continue;
+          await syncReference();
+          const items: CheckItem[] = [];
+          for (const w of workspaces) for (const u of USERS) for (const permission of WORKSPACE_PERMISSIONS) items.push({ resource: { type: "workspace", id: w }, permission, subject: { type: "user", id: u } });
+          for (const c of contents) for (const u of USERS) for (const permission of CONTENT_PERMISSIONS) items.push({ resource: { type: "dashboard", id: c }, permission, subject: { type: "user", id: u } });
           if (items.length === 0) continue;
           const ours = await permissions.checkBulk(items, token ? { kind: "at_least_as_fresh", token } : { kind: "fully_consistent" });
           const theirs = await reference.checkBulk(items, { kind: "fully_consistent" });

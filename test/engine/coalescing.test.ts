@@ -42,7 +42,7 @@ describe("coalescing", () => {
     try {
       await inner.writeSchema(loadSchemaText());
       const token = await inner.write(
-        ["dashboard:d1#workspace@workspace:w", "dashboard:d1#manager@user:ann", "workspace:w#manager@user:ann", "workspace:w#analyst@user:bob"].map((r) => ({
+        ["dashboard:d1#workspace@workspace:w", "dashboard:d1#manager@user:ann", "workspace:w#manager@user:ann", "workspace:w#analyst@user:bob", "workspace:w#ancestor_or_self@workspace:w", "workspace:w#descendant_or_self@workspace:w", "workspace:w#relative@workspace:w"].map((r) => ({
           op: "touch" as const,
           relationship: parseRelationship(r),
         })),

@@ -48,7 +48,7 @@ describe("decision cache", () => {
   }
   const touch = (r: string) => ({ op: "touch" as const, relationship: parseRelationship(r) });
   const remove = (r: string) => ({ op: "delete" as const, relationship: parseRelationship(r) });
-  const SETUP = ["dashboard:d1#workspace@workspace:w", "workspace:w#viewer@user:ann", "dashboard:d1#viewer@user:ann"];
+  const SETUP = ["dashboard:d1#workspace@workspace:w", "workspace:w#viewer@user:ann", "dashboard:d1#viewer@user:ann", "workspace:w#ancestor_or_self@workspace:w", "workspace:w#descendant_or_self@workspace:w", "workspace:w#relative@workspace:w"];
 
   it("answers a repeated check at the same snapshot without asking the engine again", async () => {
     await withEngine(async (engine, calls, inner) => {

@@ -139,6 +139,7 @@ function tenant(p: string) {
     rel(o.analysts, "member", u.dave),
     rel(o.emeaTeam, "member", u.carol),
     rel(o.workspace, "organization", asSubject(o.org)),
+    ...workspaceSelf(o.workspace),
     rel(o.workspace, "viewer", members(o.staff.id)),
     rel(o.workspace, "manager", u.wendy),
     rel(o.folder, "workspace", asSubject(o.workspace)),
@@ -155,6 +156,11 @@ function tenant(p: string) {
   return { ...o, ...u, relationships };
 }
 
+/** The workspace tree's closure of a workspace alone: the workspace itself (as sharegraph writes it, src/domain/graph.ts). */
+function workspaceSelf(workspace: ReturnType<typeof obj>): Relationship[] {
+  return ["ancestor_or_self", "descendant_or_self", "relative"].map((relation) => rel(workspace, relation, asSubject(workspace)));
+}
+
 /** n dashboards in one folder of one workspace, viewable by the group's members through the folder. */
 function dashboardsInFolder(p: string, n: number) {
   const workspace = obj("workspace", `${p}-ws`);
@@ -165,6 +171,7 @@ function dashboardsInFolder(p: string, n: number) {
   const relationships: Relationship[] = [
     rel(group, "member", reader),
     rel(workspace, "viewer", members(group.id)),
+    ...workspaceSelf(workspace),
     rel(folder, "workspace", asSubject(workspace)),
     rel(folder, "viewer", members(group.id)),
     ...ids.flatMap((id) => [
@@ -239,7 +246,7 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
           expect([...(actual.get(type)?.relations ?? [])].sort(), `${type} relations`).toEqual([...def.relations].sort());
           expect([...(actual.get(type)?.permissions ?? [])].sort(), `${type} permissions`).toEqual([...def.permissions].sort());
         }
-        expect(read).toContain("permission view_in_tree = view + child->subtree_view");
+        expect(read).toContain("permission view_in_tree = relative->local_view");
       });
 
       it("writeSchema replaces the schema (an added definition reads back; the original restores)", async () => {
@@ -363,6 +370,7 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
         const grant = rel(d, "viewer", frank);
         const granted = await engine.write([
           touch(rel(d, "workspace", asSubject(ws))),
+          ...workspaceSelf(ws).map(touch),
           touch(rel(ws, "viewer", frank)),
           touch(grant),
         ]);

@@ -1,8 +1,11 @@
 /**
  * The validation files state relationships as sharegraph writes them,
  * closures included: each file's folder `ancestor` relationships must be
- * exactly the closure of its `parent` relationships (as the store keeps
- * them), or the files would prove answers for data sharegraph never writes.
+ * exactly the closure of its folder `parent` relationships, and its
+ * workspace `ancestor_or_self`, `descendant_or_self` and `relative`
+ * relationships the closure of its workspaces and their `parent`
+ * relationships (as the store keeps them), or the files would prove answers
+ * for data sharegraph never writes.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -11,28 +14,60 @@ import { parse } from "yaml";
 
 const DIR = join(import.meta.dirname, "../../schema/validations");
 
-function closureOf(parents: Map<string, string>): string[] {
+/** Every (object, object above it) pair of the tree given by `parents`. */
+function pairsAbove(parents: Map<string, string>): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const id of parents.keys()) {
+    for (let up = parents.get(id), guard = 0; up !== undefined && guard < 100; up = parents.get(up), guard++) out.push([id, up]);
+  }
+  return out;
+}
+
+function parentsOf(lines: readonly string[], type: string): Map<string, string> {
+  const parents = new Map<string, string>();
+  const pattern = new RegExp(`^${type}:([^#]+)#parent@${type}:(\\S+)$`);
+  for (const line of lines) {
+    const m = pattern.exec(line);
+    if (m) parents.set(m[1]!, m[2]!);
+  }
+  return parents;
+}
+
+const files = readdirSync(DIR).filter((f) => f.endsWith(".yaml"));
+const linesOf = (file: string) => ((parse(readFileSync(join(DIR, file), "utf8")) as { relationships?: string }).relationships ?? "").split("\n").map((l) => l.trim());
+
+describe("validation files carry the folder closure", () => {
+  for (const file of files) {
+    it(`${file}: ancestor relationships = closure of parent relationships`, () => {
+      const lines = linesOf(file);
+      const ancestors = lines.filter((l) => /^folder:[^#]+#ancestor@/.test(l)).sort();
+      expect(ancestors).toEqual(pairsAbove(parentsOf(lines, "folder")).map(([f, a]) => `folder:${f}#ancestor@folder:${a}`).sort());
+    });
+  }
+});
+
+/** The workspace closure sharegraph writes (src/domain/graph.ts) for these workspaces and parent links. */
+function workspaceClosure(workspaces: readonly string[], parents: Map<string, string>): string[] {
   const out: string[] = [];
-  for (const folder of parents.keys()) {
-    for (let up = parents.get(folder), guard = 0; up !== undefined && guard < 100; up = parents.get(up), guard++) {
-      out.push(`folder:${folder}#ancestor@folder:${up}`);
-    }
+  for (const w of workspaces) for (const relation of ["ancestor_or_self", "descendant_or_self", "relative"]) out.push(`workspace:${w}#${relation}@workspace:${w}`);
+  for (const [w, a] of pairsAbove(parents)) {
+    out.push(`workspace:${w}#ancestor_or_self@workspace:${a}`, `workspace:${a}#descendant_or_self@workspace:${w}`, `workspace:${w}#relative@workspace:${a}`, `workspace:${a}#relative@workspace:${w}`);
   }
   return out.sort();
 }
 
-describe("validation files carry the folder closure", () => {
-  for (const file of readdirSync(DIR).filter((f) => f.endsWith(".yaml"))) {
-    it(`${file}: ancestor relationships = closure of parent relationships`, () => {
-      const doc = parse(readFileSync(join(DIR, file), "utf8")) as { relationships?: string };
-      const lines = (doc.relationships ?? "").split("\n").map((l) => l.trim());
-      const parents = new Map<string, string>();
-      for (const line of lines) {
-        const m = /^folder:([^#]+)#parent@folder:(\S+)$/.exec(line);
-        if (m) parents.set(m[1]!, m[2]!);
-      }
-      const ancestors = lines.filter((l) => /^folder:[^#]+#ancestor@/.test(l)).sort();
-      expect(ancestors).toEqual(closureOf(parents));
+describe("validation files carry the workspace closure", () => {
+  for (const file of files) {
+    it(`${file}: ancestor_or_self, descendant_or_self and relative = the closure of the workspaces and their parent relationships`, () => {
+      const lines = linesOf(file);
+      const workspaces = lines.flatMap((l) => /^workspace:([^#]+)#organization@/.exec(l)?.[1] ?? []);
+      const written = lines.filter((l) => /^workspace:[^#]+#(ancestor_or_self|descendant_or_self|relative)@/.test(l)).sort();
+      expect(written).toEqual(workspaceClosure(workspaces, parentsOf(lines, "workspace")));
     });
   }
+
+  it("r6-r7-workspace-caps.yaml has a tree of three levels (the closure is more than the parent links)", () => {
+    const parents = parentsOf(linesOf("r6-r7-workspace-caps.yaml"), "workspace");
+    expect(pairsAbove(parents).length).toBeGreaterThan(parents.size);
+  });
 });

@@ -15,6 +15,7 @@ const TABLES: readonly TableName[] = [
   "group_members",
   "workspaces",
   "workspace_access",
+  "workspace_ancestors",
   "entities",
   "entity_members",
   "outbox",
@@ -29,6 +30,10 @@ function keyOf(table: TableName, row: Record<string, unknown>): string {
       return `${table}:${String(row["organization_id"])}/${String(row["user_id"])}`;
     case "entity_members":
       return `${table}:${String(row["entity_id"])}/${String(row["user_id"])}`;
+    case "workspace_ancestors":
+      return `${table}:${String(row["workspace_id"])}/${String(row["ancestor_id"])}`;
+    case "folder_ancestors":
+      return `${table}:${String(row["folder_id"])}/${String(row["ancestor_id"])}`;
     default:
       return `${table}:${String(row["id"])}`;
   }
@@ -264,6 +269,13 @@ describe("cascade", () => {
 
     expect(result.removed.filter((r) => r.table === "workspaces").map((r) => r.row.id).sort()).toEqual(["acme-emea", "acme-emea-de"]);
     expect(result.removed.filter((r) => r.table === "workspace_access")).toHaveLength(2);
+    // The closure rows of the deleted workspaces go too (their relationships are removed with them).
+    expect(result.removed.flatMap((r) => (r.table === "workspace_ancestors" ? [`${r.row.workspace_id}<${r.row.ancestor_id}`] : [])).sort()).toEqual([
+      "acme-emea-de<acme-emea",
+      "acme-emea-de<acme-root",
+      "acme-emea<acme-root",
+    ]);
+    expect(await store.transaction((tx) => tx.all("workspace_ancestors"))).toEqual([]);
     expect((await store.read.workspaces.list("acme", { limit: 10 })).items.map((w) => w.id)).toEqual(["acme-root"]);
   });
 

@@ -4,6 +4,8 @@ import type { DatabaseTarget } from "../../src/store/connect.js";
 import type { Database } from "../../src/store/database.js";
 import { migrationProvider } from "../../src/store/migrations/index.js";
 import type { Store } from "../../src/store/store.js";
+import { deriveRow } from "../../src/domain/graph.js";
+import { formatRelationship } from "../../src/sync/relationship-text.js";
 import { freshStore } from "../support/database.js";
 import { kyselyOf, schemaOf } from "./helpers.js";
 
@@ -109,5 +111,43 @@ describe("migrations", () => {
     expect(await store.migrate()).toEqual({ applied: names });
     const user = await store.transaction((tx) => tx.users.insert({ id: "u1", email: "u1@example.com" }));
     expect(user).toMatchObject({ id: "u1", email: "u1@example.com", display_name: "" });
+  });
+  it("0009: an existing workspace tree gets its closure, and the outbox carries its relationships to SpiceDB after the batches already pending", async () => {
+    const db = kyselyOf(store);
+    expectSuccess(await migrator().migrateDown(), "Down", ["0009_workspace_ancestors"]);
+    // A chain of 40 workspaces (780 closure rows) and a lone root.
+    await sql`insert into organizations (id, name) values ('acme', 'Acme')`.execute(db);
+    await sql`insert into workspaces (id, organization_id, parent_id, name) values ('w00', 'acme', null, 'w00'), ('lone', 'acme', null, 'lone')`.execute(db);
+    for (let i = 1; i < 40; i++) {
+      const id = `w${String(i).padStart(2, "0")}`;
+      const parent = `w${String(i - 1).padStart(2, "0")}`;
+      await sql`insert into workspaces (id, organization_id, parent_id, name) values (${id}, 'acme', ${parent}, ${id})`.execute(db);
+    }
+    const pending = await store.transaction((tx) => tx.outbox.append([{ o: "t", r: "organization:acme#platform@platform:sharegraph" }]));
+
+    expectSuccess(await migrator().migrateUp(), "Up", ["0009_workspace_ancestors"]);
+
+    const rows = await db.selectFrom("workspace_ancestors").selectAll().orderBy("workspace_id").orderBy("ancestor_id").execute();
+    const expected = [];
+    for (let i = 1; i < 40; i++) {
+      for (let d = 1; d <= i; d++) expected.push({ workspace_id: `w${String(i).padStart(2, "0")}`, ancestor_id: `w${String(i - d).padStart(2, "0")}`, depth: d });
+    }
+    const byKey = (a: { workspace_id: string; ancestor_id: string }, b: { workspace_id: string; ancestor_id: string }) =>
+      a.workspace_id.localeCompare(b.workspace_id) || a.ancestor_id.localeCompare(b.ancestor_id);
+    expect(rows).toEqual(expected.sort(byKey));
+
+    // What the application derives for the closure (graph.ts), for 41 workspaces and 780 closure rows: 41 × 3 + 780 × 4.
+    const workspaces = await db.selectFrom("workspaces").selectAll().execute();
+    const closure = [
+      ...workspaces.flatMap((w) => deriveRow("workspaces", w)).filter((r) => r.subject.type === "workspace" && r.resource.id === r.subject.id),
+      ...rows.flatMap((r) => deriveRow("workspace_ancestors", r)),
+    ].map(formatRelationship);
+    expect(closure).toHaveLength(3243);
+    const batches = await db.selectFrom("outbox").selectAll().where("id", ">", pending).orderBy("id").execute();
+    expect(batches.map((b) => b.op_count)).toEqual([1000, 1000, 1000, 243]);
+    expect(batches.every((b) => b.applied_at === null && b.ops.length === b.op_count)).toBe(true);
+    const ops = batches.flatMap((b) => b.ops);
+    expect(ops.every((op) => op.o === "t")).toBe(true);
+    expect(ops.map((op) => op.r).sort()).toEqual(closure.sort());
   });
 });

@@ -282,6 +282,20 @@ describe("repositories", () => {
       });
     });
 
+    it("insert keeps the closure: a workspace gets a row for each workspace above it, with its depth", async () => {
+      const made = await write((tx) => tx.workspaces.insert({ id: "berlin", organization_id: "acme", parent_id: "de", name: "Berlin" }));
+      expect(made.workspace).toMatchObject({ id: "berlin", parent_id: "de" });
+      expect(made.ancestors.map((a) => [a.workspace_id, a.ancestor_id, a.depth]).sort()).toEqual([
+        ["berlin", "de", 1],
+        ["berlin", "emea", 2],
+        ["berlin", "root", 3],
+      ]);
+      const root = await write((tx) => tx.workspaces.insert({ id: "apac", organization_id: "acme", name: "APAC" }));
+      expect(root.ancestors).toEqual([]);
+      const all = await store.transaction((tx) => tx.all("workspace_ancestors"));
+      expect(all.map((a) => `${a.workspace_id}<${a.ancestor_id}:${a.depth}`).sort()).toEqual(["berlin<de:1", "berlin<emea:2", "berlin<root:3", "de<emea:1", "de<root:2", "emea<root:1"]);
+    });
+
     it("ancestry is the workspace and its ancestors, nearest first", async () => {
       const ancestry = await store.read.workspaces.ancestry("de");
       expect(ancestry.map((w) => [w.id, w.parent_id])).toEqual([

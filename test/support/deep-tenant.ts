@@ -16,6 +16,8 @@ export function deepTenant(n: number, depth: number): { relationships: Relations
     subject,
   });
   const relationships: Relationship[] = [rel("workspace", "ws", "viewer", { type: "group", id: "readers", relation: "member" })];
+  // sharegraph keeps the workspace tree's closure, the workspace itself included (schema/sharegraph.zed).
+  for (const relation of ["ancestor_or_self", "descendant_or_self", "relative"]) relationships.push(rel("workspace", "ws", relation, { type: "workspace", id: "ws" }));
   for (let d = 0; d < depth; d++) {
     relationships.push(rel("folder", `f${d}`, "workspace", { type: "workspace", id: "ws" }));
     if (d > 0) relationships.push(rel("folder", `f${d}`, "parent", { type: "folder", id: `f${d - 1}` }));

@@ -7,6 +7,7 @@ import * as m0005 from "./0005_server_key_and_sealed_secrets.js";
 import * as m0006 from "./0006_folder_ancestors.js";
 import * as m0007 from "./0007_channel_partners.js";
 import * as m0008 from "./0008_service_relationships.js";
+import * as m0009 from "./0009_workspace_ancestors.js";
 
 /**
  * A static index rather than a folder scan: it survives bundling, and the
@@ -21,6 +22,7 @@ const migrations: Record<string, Migration> = {
   "0006_folder_ancestors": m0006,
   "0007_channel_partners": m0007,
   "0008_service_relationships": m0008,
+  "0009_workspace_ancestors": m0009,
 };
 
 export const migrationProvider: MigrationProvider = {
