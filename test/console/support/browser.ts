@@ -99,6 +99,9 @@ export async function signIn(page: Page, ui: ConsoleUnderTest, { key, actor }: {
 export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   const path = join(SCREENSHOT_DIR, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
+  // Focus rings, hover and a blinking caret would make the same screen differ from run to run.
+  await page.evaluate(() => (document.activeElement instanceof HTMLElement ? document.activeElement.blur() : undefined));
+  await page.mouse.move(0, 0);
+  await page.screenshot({ path, fullPage: true, animations: "disabled", caret: "hide" });
   return path;
 }
