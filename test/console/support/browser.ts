@@ -100,7 +100,7 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   const path = join(SCREENSHOT_DIR, `${name}.png`);
   // Focus rings, hover and a blinking caret would make the same screen differ from run to run.
-  await page.evaluate(() => (document.activeElement instanceof HTMLElement ? document.activeElement.blur() : undefined));
+  await page.evaluate("document.activeElement?.blur?.()");
   await page.mouse.move(0, 0);
   await page.screenshot({ path, fullPage: true, animations: "disabled", caret: "hide" });
   return path;
