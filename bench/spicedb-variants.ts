@@ -39,7 +39,7 @@ import { supervisedDatastoreUri } from "../src/engine/supervised.js";
 import { createLogger } from "../src/logger.js";
 import { CteBaseline } from "./cte.js";
 import { ensureDataset, scaleFromEnv, type Probe, type SamplePair } from "./dataset.js";
-import { exactSnapshot, spicedbChecker, spicedbClients } from "./lib/clients.js";
+import { headSnapshot, spicedbChecker, spicedbClients } from "./lib/clients.js";
 import { round, runLoad, type LoadResult } from "./lib/load.js";
 import { sliceSample } from "./lib/sample.js";
 import { answers } from "./lines/checks.js";
@@ -141,15 +141,7 @@ async function measure(variantName: string, args: readonly string[], uriParams: 
   await spicedb.start();
   const zed = spicedbClients(spicedb.endpoint, key, 8);
   try {
-    const head = await zed[0]!.promises.checkPermission(
-      v1.CheckPermissionRequest.create({
-        consistency: v1.Consistency.create({ requirement: { oneofKind: "fullyConsistent", fullyConsistent: true } }),
-        resource: v1.ObjectReference.create({ objectType: "platform", objectId: "sharegraph" }),
-        permission: "manage",
-        subject: v1.SubjectReference.create({ object: v1.ObjectReference.create({ objectType: "user", objectId: dataset.platformAdmin }) }),
-      }),
-    );
-    const consistency = exactSnapshot(head.checkedAt!.token);
+    const consistency = await headSnapshot(zed[0]!, dataset.platformAdmin);
     const check = spicedbChecker(zed, consistency);
     const got = await answers(check, agreementPairs);
     const disagree = got.filter((a, i) => a !== reference[i]).length;

@@ -16,13 +16,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import pg from "pg";
-import { v1 } from "@authzed/authzed-node";
 import { DEFAULT_SPICEDB_BINARY } from "../src/engine/spicedb-config.js";
 import { freePort, SpiceDbProcess } from "../src/engine/spicedb-process.js";
 import { supervisedDatastoreUri } from "../src/engine/supervised.js";
 import { createLogger } from "../src/logger.js";
 import { ensureDataset } from "./dataset.js";
-import { exactSnapshot, spicedbChecker, spicedbClients } from "./lib/clients.js";
+import { headSnapshot, spicedbChecker, spicedbClients } from "./lib/clients.js";
 
 const env = process.env;
 const checks = Number(env["BENCH_TRACE_CHECKS"] ?? 300);
@@ -46,15 +45,7 @@ try {
   await spicedb.start();
   const zed = spicedbClients(spicedb.endpoint, key, 1);
   try {
-    const head = await zed[0]!.promises.checkPermission(
-      v1.CheckPermissionRequest.create({
-        consistency: v1.Consistency.create({ requirement: { oneofKind: "fullyConsistent", fullyConsistent: true } }),
-        resource: v1.ObjectReference.create({ objectType: "platform", objectId: "sharegraph" }),
-        permission: "manage",
-        subject: v1.SubjectReference.create({ object: v1.ObjectReference.create({ objectType: "user", objectId: dataset.platformAdmin }) }),
-      }),
-    );
-    const check = spicedbChecker(zed, exactSnapshot(head.checkedAt!.token));
+    const check = spicedbChecker(zed, await headSnapshot(zed[0]!, dataset.platformAdmin));
     for (const pair of dataset.sample.slice(offset, offset + checks)) answers.push(await check(pair, 0));
   } finally {
     for (const c of zed) c.close();

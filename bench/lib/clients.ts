@@ -58,3 +58,16 @@ export const MINIMIZE_LATENCY = v1.Consistency.create({ requirement: { oneofKind
 export function exactSnapshot(token: string): v1.Consistency {
   return v1.Consistency.create({ requirement: { oneofKind: "atExactSnapshot", atExactSnapshot: v1.ZedToken.create({ token }) } });
 }
+
+/** The datastore's newest snapshot, read with a fully consistent check that is always allowed (the platform admin manages the platform). */
+export async function headSnapshot(client: v1.ZedClientInterface, platformAdmin: string): Promise<v1.Consistency> {
+  const head = await client.promises.checkPermission(
+    v1.CheckPermissionRequest.create({
+      consistency: v1.Consistency.create({ requirement: { oneofKind: "fullyConsistent", fullyConsistent: true } }),
+      resource: v1.ObjectReference.create({ objectType: "platform", objectId: "sharegraph" }),
+      permission: "manage",
+      subject: v1.SubjectReference.create({ object: v1.ObjectReference.create({ objectType: "user", objectId: platformAdmin }) }),
+    }),
+  );
+  return exactSnapshot(head.checkedAt!.token);
+}

@@ -6,7 +6,7 @@ const bob: SubjectRef = { type: "user", id: "bob", relation: "" };
 const leaf = (type: string, id: string, name: string): TraceNode => ({ resource: { type, id }, name, isPermission: false, subject: bob, hasPermission: true, children: [] });
 const perm = (type: string, id: string, name: string, children: TraceNode[]): TraceNode => ({ resource: { type, id }, name, isPermission: true, subject: bob, hasPermission: true, children });
 
-describe("ExplainPermission's paths (003 troubleshooting)", () => {
+describe("R8: ExplainPermission's paths (003 troubleshooting)", () => {
   // bob views q3-revenue directly, through folder sales, and through folder archive: the engine's trace lists them in whatever order its dispatches finished.
   const direct = leaf("dashboard", "q3-revenue", "viewer");
   const viaSales = perm("folder", "sales", "granted_view", [leaf("folder", "sales", "viewer")]);

@@ -22,3 +22,13 @@ export function Outcome({ pending, error, label, children }: { pending: boolean;
   if (error) return <ErrorMessage error={error} />;
   return <>{children}</>;
 }
+
+/** The line beside an action's buttons while its call runs. */
+export function Busy({ pending, label }: { pending: boolean; label: string }) {
+  if (!pending) return null;
+  return (
+    <span className="busy" role="status">
+      {label} …
+    </span>
+  );
+}

@@ -4,7 +4,7 @@ import { useQuery } from "@connectrpc/connect-query";
 import { createClient } from "@connectrpc/connect";
 import { DirectoryService } from "../../gen/sharegraph/v1/directory_service_pb.js";
 import { PartnerService, type ChannelPartner } from "../../gen/sharegraph/v1/partner_service_pb.js";
-import { ErrorMessage, Outcome } from "../components/Outcome.js";
+import { Busy, ErrorMessage, Outcome } from "../components/Outcome.js";
 import { Pager, usePager } from "../components/Pager.js";
 import { OrgPicker } from "../components/PartnersOrgPicker.js";
 import { WriteButton } from "../components/WriteButton.js";
@@ -227,11 +227,7 @@ function AddByEmail({ org, onDone }: { org: string; onDone: (message: string) =>
         <WriteButton type="submit" disabled={add.isPending}>
           Add
         </WriteButton>
-        {add.isPending && (
-          <span className="busy" role="status">
-            Adding …
-          </span>
-        )}
+        <Busy pending={add.isPending} label="Adding" />
       </div>
       {add.error ? <ErrorMessage error={add.error} /> : null}
     </form>
@@ -338,11 +334,7 @@ function PickUsers({ org, partner, onBack, onDone }: { org: string; partner: { i
         <button type="button" onClick={onBack}>
           Back
         </button>
-        {add.isPending && (
-          <span className="busy" role="status">
-            Adding …
-          </span>
-        )}
+        <Busy pending={add.isPending} label="Adding" />
       </div>
       {add.error ? <ErrorMessage error={add.error} /> : null}
     </form>
@@ -436,11 +428,7 @@ function EditSidebar({ org, partner, onDone, onClose }: { org: string; partner: 
           <button type="button" onClick={onClose}>
             Cancel
           </button>
-          {save.isPending && (
-            <span className="busy" role="status">
-              Saving …
-            </span>
-          )}
+          <Busy pending={save.isPending} label="Saving" />
         </div>
         {save.error ? <ErrorMessage error={save.error} /> : null}
       </form>
@@ -472,11 +460,7 @@ function RemoveDialog({ org, partner, onDone, onClose }: { org: string; partner:
           <button type="button" onClick={onClose}>
             Cancel
           </button>
-          {remove.isPending && (
-            <span className="busy" role="status">
-              Removing …
-            </span>
-          )}
+          <Busy pending={remove.isPending} label="Removing" />
         </div>
         {remove.error ? <ErrorMessage error={remove.error} /> : null}
       </div>

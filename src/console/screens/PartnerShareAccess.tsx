@@ -3,7 +3,7 @@ import { skipToken, useMutation, useQueryClient } from "@tanstack/react-query";
 import { useQuery } from "@connectrpc/connect-query";
 import { createClient } from "@connectrpc/connect";
 import { PartnerService, type Partner, type PartnerInvitation } from "../../gen/sharegraph/v1/partner_service_pb.js";
-import { ErrorMessage, Outcome } from "../components/Outcome.js";
+import { Busy, ErrorMessage, Outcome } from "../components/Outcome.js";
 import { itemKey, useOrgReportsAndBoards, useSharedWithPartner, type ShareableItem } from "../components/PartnersCatalog.js";
 import { OrgPicker } from "../components/PartnersOrgPicker.js";
 import { WriteButton } from "../components/WriteButton.js";
@@ -197,11 +197,7 @@ function InviteForm({ org, partners, onClose }: { org: string; partners: readonl
         <button type="button" onClick={onClose}>
           Close
         </button>
-        {invite.isPending && (
-          <span className="busy" role="status">
-            {target ? "Sharing" : "Sending invitation"} …
-          </span>
-        )}
+        <Busy pending={invite.isPending} label={target ? "Sharing" : "Sending invitation"} />
       </div>
       {invite.error ? <ErrorMessage error={invite.error} /> : null}
       {invite.data?.invitation && (
@@ -296,11 +292,7 @@ function ManageShares({ org, partner, kind, onClose }: { org: string; partner: P
         <button type="button" onClick={onClose}>
           Close
         </button>
-        {save.isPending && (
-          <span className="busy" role="status">
-            Saving …
-          </span>
-        )}
+        <Busy pending={save.isPending} label="Saving" />
       </div>
       {save.error ? <ErrorMessage error={save.error} /> : null}
       {save.data?.partner && (
@@ -342,11 +334,7 @@ function RemovePartner({ org, partner, onClose }: { org: string; partner: Partne
         <button type="button" onClick={onClose}>
           Cancel
         </button>
-        {remove.isPending && (
-          <span className="busy" role="status">
-            Removing …
-          </span>
-        )}
+        <Busy pending={remove.isPending} label="Removing" />
       </div>
       {remove.error ? <ErrorMessage error={remove.error} /> : null}
     </div>
