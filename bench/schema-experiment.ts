@@ -7,20 +7,19 @@
  * can be pointed at each with BENCH_DATASTORE_URL. Nothing here is what
  * sharegraph serves: each variant is what the gateway *would* write.
  *
- *   BENCH_SCALE=0.2 BENCH_SEED=7 BENCH_EXPERIMENTS=base,groups,roles,both npx tsx bench/schema-experiment.ts
+ *   BENCH_SCALE=0.2 BENCH_SEED=7 BENCH_EXPERIMENTS=base,groups,union-roles npx tsx bench/schema-experiment.ts
  *
  * Variants:
  *  - base:   schema/sharegraph.zed and exactly the relationships graph.ts
  *            derives (the reference: same build path as the others);
- *  - groups: a Leopard-style group closure: `group#member` holds every
- *            user of the group at any nesting depth and no nested group,
- *            and the schema says `relation member: user`;
- *  - roles:  cumulative role relations: every grant is also written on
- *            `view_role` (and `share_role`, `edit_role` for the roles at or
- *            above them) of the item or folder, and every workspace role on
- *            `view_level` / `analyze_level`, so that `direct_view`,
- *            `local_view`, … read one relation instead of four or five;
- *  - both:   groups and roles together.
+ *  - groups: a Leopard-style group closure on top: `group#member` holds
+ *            every user of the group at any nesting depth and no nested
+ *            group, and the schema says `relation member: user` (not built:
+ *            docs/PERFORMANCE.md, round 4);
+ *  - union-roles: round 3's shape, before the cumulative role relations:
+ *            each permission reads the union of the role relations
+ *            (`viewer + sharer + editor + manager`, …);
+ *  - union-roles-groups: that, with the group closure.
  *
  * Prints, per variant, the datastore URI and its relationship count.
  */
@@ -33,25 +32,10 @@ import { DEFAULT_SPICEDB_BINARY } from "../src/engine/spicedb-config.js";
 import { analyzeDatastore, createDatabaseIfMissing, dropDatabase, migrateDatastore } from "../src/engine/spicedb-datastore.js";
 import { freePort, SpiceDbProcess } from "../src/engine/spicedb-process.js";
 import { supervisedDatastoreUri } from "../src/engine/supervised.js";
-import { deriveAll } from "../src/domain/graph.js";
+import { CUMULATIVE_ROLE_RELATIONS, CUMULATIVE_WORKSPACE_RELATIONS, deriveAll } from "../src/domain/graph.js";
 import { createLogger } from "../src/logger.js";
 import { Store } from "../src/store/store.js";
 import { ensureDataset } from "./dataset.js";
-
-const CONTENT_KINDS = ["report", "board", "dashboard", "workbook", "folder"];
-/** Cumulative content roles: a grant of the key is also written on these relations. */
-const ROLE_LEVELS: Readonly<Record<string, readonly string[]>> = {
-  viewer: ["view_role"],
-  sharer: ["view_role", "share_role"],
-  editor: ["view_role", "share_role", "edit_role"],
-  manager: ["view_role", "share_role", "edit_role"],
-};
-const WORKSPACE_LEVELS: Readonly<Record<string, readonly string[]>> = {
-  viewer: ["view_level"],
-  guest: ["view_level"],
-  analyst: ["view_level", "analyze_level"],
-  manager: ["view_level", "analyze_level"],
-};
 
 /** Replaces each `from` exactly as often as `times` says (a schema edit that matches nothing is a bug here, not a no-op). */
 function edit(text: string, from: string, to: string, times: number): string {
@@ -64,23 +48,24 @@ function groupsSchema(zed: string): string {
   return edit(zed, "relation member: user | group#member\n", "relation member: user\n", 1);
 }
 
-function rolesSchema(zed: string): string {
-  const contentRelations = "relation manager: user | group#member | organization#member\n";
-  let out = edit(
-    zed,
-    contentRelations,
-    `${contentRelations}    relation view_role: user | group#member | organization#member\n    relation share_role: user | group#member | organization#member\n    relation edit_role: user | group#member | organization#member\n`,
-    5,
+/** Round 3's schema: each permission reads the union of the role relations, no cumulative relation. */
+function unionRolesSchema(zed: string): string {
+  const cumulative = "    relation view_role: user | group#member | organization#member\n    relation share_role: user | group#member | organization#member\n    relation edit_role: user | group#member | organization#member\n";
+  let out = edit(zed, `\n    /** Cumulative, written beside each grant: the role or a higher one. */\n${cumulative}`, "", 5);
+  out = edit(out, "permission direct_view = view_role\n", "permission direct_view = viewer + sharer + editor + manager\n", 5);
+  out = edit(out, "permission direct_share = share_role\n", "permission direct_share = sharer + editor + manager\n", 5);
+  out = edit(out, "permission direct_edit = edit_role\n", "permission direct_edit = editor + manager\n", 5);
+  out = edit(out, "permission granted_view = view_role + folder->granted_view\n", "permission granted_view = viewer + sharer + editor + manager + folder->granted_view\n", 4);
+  out = edit(out, "permission granted_share = share_role + folder->granted_share\n", "permission granted_share = sharer + editor + manager + folder->granted_share\n", 4);
+  out = edit(out, "permission granted_edit = edit_role + folder->granted_edit\n", "permission granted_edit = editor + manager + folder->granted_edit\n", 4);
+  out = edit(
+    out,
+    "\n    /** Cumulative, written beside each level: VIEW or higher; ANALYZE or higher (guests keep their own relation). */\n    relation view_level: user | group#member\n    relation analyze_level: user | group#member\n",
+    "",
+    1,
   );
-  out = edit(out, "permission direct_view = viewer + sharer + editor + manager\n", "permission direct_view = view_role\n", 5);
-  out = edit(out, "permission direct_share = sharer + editor + manager\n", "permission direct_share = share_role\n", 5);
-  out = edit(out, "permission direct_edit = editor + manager\n", "permission direct_edit = edit_role\n", 5);
-  out = edit(out, "permission granted_view = viewer + sharer + editor + manager + folder->granted_view\n", "permission granted_view = view_role + folder->granted_view\n", 4);
-  out = edit(out, "permission granted_share = sharer + editor + manager + folder->granted_share\n", "permission granted_share = share_role + folder->granted_share\n", 4);
-  out = edit(out, "permission granted_edit = editor + manager + folder->granted_edit\n", "permission granted_edit = edit_role + folder->granted_edit\n", 4);
-  out = edit(out, "    relation see: user | group#member\n", "    relation see: user | group#member\n    relation view_level: user | group#member\n    relation analyze_level: user | group#member\n", 1);
-  out = edit(out, "permission local_analyze = analyst + manager + organization->admin\n", "permission local_analyze = analyze_level + organization->admin\n", 1);
-  out = edit(out, "permission local_view = viewer + guest + analyst + manager + organization->admin\n", "permission local_view = view_level + organization->admin\n", 1);
+  out = edit(out, "permission local_analyze = analyze_level + organization->admin\n", "permission local_analyze = analyst + manager + organization->admin\n", 1);
+  out = edit(out, "permission local_view = view_level + guest + organization->admin\n", "permission local_view = viewer + guest + analyst + manager + organization->admin\n", 1);
   return out;
 }
 
@@ -118,20 +103,17 @@ function withGroupClosure(relationships: readonly Relationship[]): Relationship[
   return rest;
 }
 
-function withRoleLevels(relationships: readonly Relationship[]): Relationship[] {
-  const out = [...relationships];
-  for (const r of relationships) {
-    const levels = CONTENT_KINDS.includes(r.resource.type) ? ROLE_LEVELS[r.relation] : r.resource.type === "workspace" ? WORKSPACE_LEVELS[r.relation] : undefined;
-    for (const relation of levels ?? []) out.push({ ...r, relation });
-  }
-  return out;
+const CUMULATIVE = new Set([...Object.values(CUMULATIVE_ROLE_RELATIONS), ...Object.values(CUMULATIVE_WORKSPACE_RELATIONS)].flat());
+
+function withoutCumulative(relationships: readonly Relationship[]): Relationship[] {
+  return relationships.filter((r) => !CUMULATIVE.has(r.relation));
 }
 
 const VARIANTS: Record<string, { schema: (zed: string) => string; relationships: (all: readonly Relationship[]) => Relationship[] }> = {
   base: { schema: (z) => z, relationships: (all) => [...all] },
   groups: { schema: groupsSchema, relationships: withGroupClosure },
-  roles: { schema: rolesSchema, relationships: withRoleLevels },
-  both: { schema: (z) => rolesSchema(groupsSchema(z)), relationships: (all) => withRoleLevels(withGroupClosure(all)) },
+  "union-roles": { schema: unionRolesSchema, relationships: withoutCumulative },
+  "union-roles-groups": { schema: (z) => unionRolesSchema(groupsSchema(z)), relationships: (all) => withGroupClosure(withoutCumulative(all)) },
 };
 
 const env = process.env;

@@ -39,9 +39,23 @@ const RELATION_LINKS: Readonly<Record<string, string>> = {
   assignee: "is assigned to",
   partner_user: "was added as a channel partner user by",
   channel_partner: "is classified as a channel partner:",
+  // The cumulative relations (graph.ts), where the grant behind them could not be read.
+  view_role: "is viewer (or more) on",
+  share_role: "is sharer (or more) on",
+  edit_role: "is editor (or more) on",
 };
 
-const WORKSPACE_LINKS: Readonly<Record<string, string>> = { viewer: "has VIEW on", analyst: "has ANALYZE on", manager: "has MANAGE on" };
+const WORKSPACE_LINKS: Readonly<Record<string, string>> = {
+  viewer: "has VIEW on",
+  analyst: "has ANALYZE on",
+  manager: "has MANAGE on",
+  view_level: "has VIEW (or more) on",
+  analyze_level: "has ANALYZE (or more) on",
+};
+
+/** Relations that hold every subject with a role or a higher one (graph.ts CUMULATIVE_*). */
+const CUMULATIVE = new Set(["view_role", "share_role", "edit_role", "view_level", "analyze_level"]);
+const WORKSPACE_LEVEL_RELATION = { view: "viewer", analyze: "analyst", manage: "manager" } as const;
 
 /**
  * Which way a workspace permission looks along the tree's closure:
@@ -124,7 +138,8 @@ export class Explainer {
    * objects at once (a batched arrow over a closure: the workspaces above,
    * the folders above; its id is their ids joined by commas) becomes one
    * node per object, each with its own answer, so that a path names the
-   * object that grants.
+   * object that grants; then each cumulative relation is named by the grant
+   * behind it (#withRolesNamed).
    */
   async #traced(item: CheckItem, consistency: Parameters<Engine["check"]>[1]): Promise<TracedCheckResult> {
     const result = await this.deps.engine.checkWithTrace(item, consistency);
@@ -135,7 +150,7 @@ export class Explainer {
       node.children.forEach(collect);
     };
     collect(result.trace);
-    if (batched.length === 0) return result;
+    if (batched.length === 0) return this.#withRolesNamed(result, item.subject);
     const items = batched.flatMap((node) => node.resource.id.split(",").map((id) => ({ resource: { type: node.resource.type, id }, permission: node.name, subject: item.subject })));
     const answers = (await this.deps.engine.checkBulk(items, consistency)).results;
     const allowed = new Map(items.map((it, i) => [`${it.resource.type}:${it.resource.id}#${it.permission}`, answers[i]?.allowed === true]));
@@ -149,7 +164,44 @@ export class Explainer {
         children,
       }));
     };
-    return { ...result, trace: split(result.trace)[0]! };
+    return this.#withRolesNamed({ ...result, trace: split(result.trace)[0]! }, item.subject);
+  }
+
+  /**
+   * A satisfied cumulative relation (`view_role` holds viewers, sharers,
+   * editors and managers alike) becomes the relation of the grant or level
+   * actually written, read from Postgres, so that a path says "is editor
+   * on" rather than "viewer or more"; one node per distinct role when
+   * several subject sets matched.
+   */
+  async #withRolesNamed(result: TracedCheckResult, subject: SubjectRef): Promise<TracedCheckResult> {
+    if (!result.trace) return result;
+    const name = async (node: TraceNode): Promise<TraceNode[]> => {
+      const children = (await Promise.all(node.children.map(name))).flat();
+      if (!node.hasPermission || node.isPermission || !CUMULATIVE.has(node.name)) return [{ ...node, children }];
+      const matched = children.filter((c) => c.hasPermission);
+      const groups = new Map<string, TraceNode[]>();
+      for (const via of matched.length > 0 ? matched : [undefined]) {
+        const holder = via ? { type: via.resource.type, id: via.resource.id, relation: via.name } : subject;
+        const role = (await this.#writtenRole(node.resource, holder)) ?? node.name;
+        groups.set(role, [...(groups.get(role) ?? []), ...(via ? [via] : [])]);
+      }
+      return [...groups].map(([role, vias]) => ({ ...node, name: role, children: matched.length > 0 ? vias : children }));
+    };
+    return { ...result, trace: (await name(result.trace))[0]! };
+  }
+
+  /** The relation of the grant (content, folder) or level (workspace) this subject holds on the object, if any. */
+  async #writtenRole(object: ObjectRef, holder: SubjectRef): Promise<string | undefined> {
+    const read = this.deps.store.read;
+    if (object.type === "workspace") {
+      if (holder.type !== "user" && holder.type !== "group") return undefined;
+      const level = (await read.workspaces.listAccess(object.id)).find((a) => a.kind === "level" && (holder.type === "user" ? a.user_id : a.group_id) === holder.id)?.level;
+      return level ? WORKSPACE_LEVEL_RELATION[level] : undefined;
+    }
+    const resource = object.type === "folder" ? { folderId: object.id } : isContentKind(object.type) ? { contentId: object.id, kind: object.type } : undefined;
+    const grantee = holder.type === "user" ? { userId: holder.id } : holder.type === "group" ? { groupId: holder.id } : holder.type === "organization" ? { organizationId: holder.id } : undefined;
+    return resource && grantee ? (await read.grants.find(resource, grantee))?.role : undefined;
   }
 
   /** Whether the system of record has this object; undefined for types it does not keep by id. */

@@ -1,5 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Role } from "../../src/gen/sharegraph/v1/common_pb.js";
 import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import { Decision } from "../../src/gen/sharegraph/v1/permission_service_pb.js";
 import { CHECK_KEY, PLATFORM_ADMIN, startTestServer, type ClientKind, type Clients, type TestServer } from "../support/server.js";
@@ -88,6 +89,17 @@ describe.each<ClientKind>(["connect", "grpc-js"])("PermissionService over %s", (
     expect(down.explanation).toContain(`group ${p}-analysts has ANALYZE on workspace ${p}-emea`);
     const onItself = await c.permission.explainPermission({ resource: ws(`${p}-emea`), permission: "analyze", subject: user(`${p}-carol`), consistency: fresh(token) });
     expect(onItself.explanation).not.toContain("ancestor workspace");
+  });
+
+  it("R8: ExplainPermission names the role actually granted (editor to a group on the folder above), not the cumulative relation SpiceDB read", async () => {
+    await c.content.createFolder({ actor: `${p}-alice`, workspaceId: `${p}-emea`, folderId: `${p}-plans`, name: "Plans" });
+    await c.content.createContent({ actor: `${p}-alice`, kind: "dashboard", contentId: `${p}-budget`, name: "Budget", workspaceId: `${p}-emea`, folderId: `${p}-plans` });
+    const shared = await c.content.share({ actor: `${p}-alice`, resource: { type: "folder", id: `${p}-plans` }, subject: { type: "group", id: `${p}-analysts`, relation: "member" }, role: Role.EDITOR });
+    const viewing = await c.permission.explainPermission({ resource: { type: "dashboard", id: `${p}-budget` }, permission: "view", subject: user(`${p}-carol`), consistency: fresh(shared.consistencyToken) });
+    expect(viewing.allowed).toBe(true);
+    expect(viewing.explanation).toContain(`group ${p}-analysts is editor on folder ${p}-plans, and folder ${p}-plans contains dashboard ${p}-budget`);
+    expect(viewing.explanation).toContain(`group ${p}-analysts has ANALYZE on workspace ${p}-emea`);
+    expect(viewing.explanation).not.toMatch(/or more|_role|_level/);
   });
 
   it("issue 10: ExplainPermission on an object that does not exist says so", async () => {

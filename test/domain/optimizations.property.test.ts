@@ -39,8 +39,12 @@ type Op =
   | { kind: "nest"; inner: string; outer: string; on: boolean };
 
 const WORKSPACE_PERMISSIONS = ["manage", "analyze", "view", "view_in_tree", "view_all_content", "eligible", "eligible_native", "create_content", "change_permissions"];
-/** Relations that only sharegraph's closures write (folder ancestors; the workspace tree's closure). */
-const CLOSURE_RELATIONS = new Set(["ancestor", "ancestor_or_self", "descendant_or_self", "relative"]);
+/**
+ * Relations that only sharegraph's closures write (folder ancestors; the
+ * workspace tree's closure; the cumulative role relations beside each grant
+ * and workspace level).
+ */
+const CLOSURE_RELATIONS = new Set(["ancestor", "ancestor_or_self", "descendant_or_self", "relative", "view_role", "share_role", "edit_role", "view_level", "analyze_level"]);
 
 const SUBJECTS = [...USERS, "g:outer", "g:inner"];
 const index = fc.integer({ min: 0, max: 7 });

@@ -42,7 +42,7 @@ describe("coalescing", () => {
     try {
       await inner.writeSchema(loadSchemaText());
       const token = await inner.write(
-        ["dashboard:d1#workspace@workspace:w", "dashboard:d1#manager@user:ann", "workspace:w#manager@user:ann", "workspace:w#analyst@user:bob", "workspace:w#ancestor_or_self@workspace:w", "workspace:w#descendant_or_self@workspace:w", "workspace:w#relative@workspace:w"].map((r) => ({
+        ["dashboard:d1#workspace@workspace:w", "dashboard:d1#manager@user:ann", "workspace:w#manager@user:ann", "workspace:w#view_level@user:ann", "workspace:w#analyze_level@user:ann", "workspace:w#analyst@user:bob", "workspace:w#view_level@user:bob", "workspace:w#analyze_level@user:bob", "workspace:w#ancestor_or_self@workspace:w", "workspace:w#descendant_or_self@workspace:w", "workspace:w#relative@workspace:w"].map((r) => ({
           op: "touch" as const,
           relationship: parseRelationship(r),
         })),

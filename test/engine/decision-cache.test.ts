@@ -48,7 +48,7 @@ describe("decision cache", () => {
   }
   const touch = (r: string) => ({ op: "touch" as const, relationship: parseRelationship(r) });
   const remove = (r: string) => ({ op: "delete" as const, relationship: parseRelationship(r) });
-  const SETUP = ["dashboard:d1#workspace@workspace:w", "workspace:w#viewer@user:ann", "dashboard:d1#viewer@user:ann", "workspace:w#ancestor_or_self@workspace:w", "workspace:w#descendant_or_self@workspace:w", "workspace:w#relative@workspace:w"];
+  const SETUP = ["dashboard:d1#workspace@workspace:w", "workspace:w#viewer@user:ann", "workspace:w#view_level@user:ann", "dashboard:d1#viewer@user:ann", "dashboard:d1#view_role@user:ann", "workspace:w#ancestor_or_self@workspace:w", "workspace:w#descendant_or_self@workspace:w", "workspace:w#relative@workspace:w"];
 
   it("answers a repeated check at the same snapshot without asking the engine again", async () => {
     await withEngine(async (engine, calls, inner) => {
@@ -66,7 +66,7 @@ describe("decision cache", () => {
     await withEngine(async (engine, calls, inner) => {
       const before = { kind: "at_exact_snapshot" as const, token: await inner.write(SETUP.map(touch)) };
       expect((await engine.check(item("ann"), before)).allowed).toBe(true);
-      const after = { kind: "at_exact_snapshot" as const, token: await inner.write([remove("dashboard:d1#viewer@user:ann")]) };
+      const after = { kind: "at_exact_snapshot" as const, token: await inner.write([remove("dashboard:d1#viewer@user:ann"), remove("dashboard:d1#view_role@user:ann")]) };
       expect((await engine.check(item("ann"), after)).allowed).toBe(false);
       expect((await engine.check(item("ann"), before)).allowed).toBe(true);
       expect(calls.check).toBe(2);

@@ -22,6 +22,7 @@ import {
   type TraceNode,
 } from "../../src/engine/engine.js";
 import { describeSchema, loadSchemaText } from "../../src/engine/schema.js";
+import { withCumulativeRelations } from "../../src/domain/graph.js";
 
 export interface EngineHandle {
   engine: Engine;
@@ -51,6 +52,8 @@ const user = (id: string): SubjectRef => ({ type: "user", id });
 const members = (groupId: string): SubjectRef => ({ type: "group", id: groupId, relation: "member" });
 const asSubject = (o: ObjectRef): SubjectRef => ({ type: o.type, id: o.id });
 const rel = (resource: ObjectRef, relation: string, subject: SubjectRef): Relationship => ({ resource, relation, subject });
+/** A grant or workspace level with the cumulative relations sharegraph writes beside it (src/domain/graph.ts). */
+const granted = (resource: ObjectRef, relation: string, subject: SubjectRef): Relationship[] => withCumulativeRelations(rel(resource, relation, subject));
 const touch = (relationship: Relationship): RelationshipUpdate => ({ op: "touch", relationship });
 const remove = (relationship: Relationship): RelationshipUpdate => ({ op: "delete", relationship });
 const item = (resource: ObjectRef, permission: string, subject: SubjectRef): CheckItem => ({ resource, permission, subject });
@@ -140,16 +143,16 @@ function tenant(p: string) {
     rel(o.emeaTeam, "member", u.carol),
     rel(o.workspace, "organization", asSubject(o.org)),
     ...workspaceSelf(o.workspace),
-    rel(o.workspace, "viewer", members(o.staff.id)),
-    rel(o.workspace, "manager", u.wendy),
+    ...granted(o.workspace, "viewer", members(o.staff.id)),
+    ...granted(o.workspace, "manager", u.wendy),
     rel(o.folder, "workspace", asSubject(o.workspace)),
-    rel(o.folder, "viewer", members(o.analysts.id)),
+    ...granted(o.folder, "viewer", members(o.analysts.id)),
     rel(o.folder, "child_dashboard", asSubject(o.dashboard)),
     rel(o.folder, "child_report", asSubject(o.report)),
     rel(o.dashboard, "workspace", asSubject(o.workspace)),
     rel(o.dashboard, "folder", asSubject(o.folder)),
     rel(o.dashboard, "creator", u.wendy),
-    rel(o.dashboard, "manager", u.mallory),
+    ...granted(o.dashboard, "manager", u.mallory),
     rel(o.report, "workspace", asSubject(o.workspace)),
     rel(o.report, "folder", asSubject(o.folder)),
   ];
@@ -170,10 +173,10 @@ function dashboardsInFolder(p: string, n: number) {
   const ids = Array.from({ length: n }, (_, i) => `${p}-dash-${String(i).padStart(3, "0")}`);
   const relationships: Relationship[] = [
     rel(group, "member", reader),
-    rel(workspace, "viewer", members(group.id)),
+    ...granted(workspace, "viewer", members(group.id)),
     ...workspaceSelf(workspace),
     rel(folder, "workspace", asSubject(workspace)),
-    rel(folder, "viewer", members(group.id)),
+    ...granted(folder, "viewer", members(group.id)),
     ...ids.flatMap((id) => [
       rel(obj("dashboard", id), "workspace", asSubject(workspace)),
       rel(obj("dashboard", id), "folder", asSubject(folder)),
@@ -367,16 +370,16 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
         const d = obj("dashboard", `${p}-d`);
         const ws = obj("workspace", `${p}-ws`);
         const frank = user(`${p}-frank`);
-        const grant = rel(d, "viewer", frank);
-        const granted = await engine.write([
+        const grant = granted(d, "viewer", frank);
+        const written = await engine.write([
           touch(rel(d, "workspace", asSubject(ws))),
           ...workspaceSelf(ws).map(touch),
-          touch(rel(ws, "viewer", frank)),
-          touch(grant),
+          ...granted(ws, "viewer", frank).map(touch),
+          ...grant.map(touch),
         ]);
-        expect(await engine.check(item(d, "view", frank), fresh(granted))).toMatchObject({ allowed: true });
-        const revoked = await engine.write([remove(grant)]);
-        expect(revoked).not.toBe(granted);
+        expect(await engine.check(item(d, "view", frank), fresh(written))).toMatchObject({ allowed: true });
+        const revoked = await engine.write(grant.map(remove));
+        expect(revoked).not.toBe(written);
         expect(await engine.check(item(d, "view", frank), fresh(revoked))).toMatchObject({ allowed: false });
         expect(await engine.check(item(d, "view", frank), FULLY)).toMatchObject({ allowed: false });
       });
@@ -384,19 +387,19 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
       it("at_exact_snapshot answers at exactly a write's snapshot, before and after a later revoke", async () => {
         const p = prefix("exact");
         const d = obj("dashboard", `${p}-d`);
-        const grant = rel(d, "viewer", user(`${p}-u`));
-        const granted = await engine.write([touch(grant)]);
-        const revoked = await engine.write([remove(grant)]);
+        const grant = granted(d, "viewer", user(`${p}-u`));
+        const written = await engine.write(grant.map(touch));
+        const revoked = await engine.write(grant.map(remove));
         const check = item(d, "direct_view", user(`${p}-u`));
-        expect(await engine.check(check, { kind: "at_exact_snapshot", token: granted })).toMatchObject({ allowed: true });
+        expect(await engine.check(check, { kind: "at_exact_snapshot", token: written })).toMatchObject({ allowed: true });
         expect(await engine.check(check, { kind: "at_exact_snapshot", token: revoked })).toMatchObject({ allowed: false });
-        const bulk = await engine.checkBulk([check, check], { kind: "at_exact_snapshot", token: granted });
+        const bulk = await engine.checkBulk([check, check], { kind: "at_exact_snapshot", token: written });
         expect(bulk.results.map((r) => r.allowed)).toEqual([true, true]);
       });
 
       it("returns a non-empty token under every consistency", async () => {
         const p = prefix("token");
-        const written = await engine.write([touch(rel(obj("dashboard", `${p}-d`), "viewer", user(`${p}-u`)))]);
+        const written = await engine.write(granted(obj("dashboard", `${p}-d`), "viewer", user(`${p}-u`)).map(touch));
         const check = item(obj("dashboard", `${p}-d`), "direct_view", user(`${p}-u`));
         for (const consistency of [FULLY, fresh(written)]) {
           const result = await engine.check(check, consistency);
@@ -471,17 +474,17 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
         if (!root) return;
         expect(root).toMatchObject({ resource: t.report, name: "view", isPermission: true, hasPermission: true });
         expect(root.subject).toMatchObject(t.carol);
-        // carol's grant: folder q3#viewer → group analysts#member → group emea_team#member ∋ carol.
+        // carol's grant: folder q3#viewer (read as its cumulative view_role) → group analysts#member → group emea_team#member ∋ carol.
         // (Her workspace VIEW comes through staff ⊇ analysts ⊇ emea_team, a second path to the same leaf.)
         const paths = grantingPaths(root, (n) => n.resource.type === "group" && n.resource.id === t.emeaTeam.id && n.name === "member")
           .map((path) => path.map(label))
-          .filter((labels) => labels.includes(`folder:${t.folder.id}#viewer`));
-        expect(paths, "a granted path through folder q3#viewer to group emea_team#member").toHaveLength(1);
+          .filter((labels) => labels.includes(`folder:${t.folder.id}#view_role`));
+        expect(paths, "a granted path through folder q3#view_role to group emea_team#member").toHaveLength(1);
         const labels = paths[0] ?? [];
         expect(labels[0]).toBe(`report:${t.report.id}#view`);
-        expect(labels.slice(-3)).toEqual([`folder:${t.folder.id}#viewer`, `group:${t.analysts.id}#member`, `group:${t.emeaTeam.id}#member`]);
+        expect(labels.slice(-3)).toEqual([`folder:${t.folder.id}#view_role`, `group:${t.analysts.id}#member`, `group:${t.emeaTeam.id}#member`]);
         // The workspace side of the intersection (R7 cap) is granted too.
-        const capPaths = grantingPaths(root, (n) => n.resource.id === t.workspace.id && n.name === "viewer");
+        const capPaths = grantingPaths(root, (n) => n.resource.id === t.workspace.id && n.name === "view_level");
         expect(capPaths.length).toBeGreaterThan(0);
       });
 
@@ -505,7 +508,7 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
         expect(result.trace?.name).toBe("view");
         expect(result.trace?.children.map((c) => c.name)).toEqual(["member_view"]);
         const paths = result.trace ? grantingPaths(result.trace, (n) => n.resource.id === t.analysts.id && n.name === "member") : [];
-        expect(paths.map((path) => path.map(label)).filter((labels) => labels.includes(`folder:${t.folder.id}#viewer`))).toHaveLength(1);
+        expect(paths.map((path) => path.map(label)).filter((labels) => labels.includes(`folder:${t.folder.id}#view_role`))).toHaveLength(1);
       });
     });
 
@@ -663,7 +666,7 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
 
         const byId = await collect(engine.readRelationships({ resourceType: "dashboard", resourceId: t.dashboard.id }, at));
         expect(texts(byId)).toEqual(expected((r) => r.resource.id === t.dashboard.id));
-        expect(byId).toHaveLength(4);
+        expect(byId).toHaveLength(7); // workspace, folder, creator, manager and its view_role, share_role, edit_role
 
         const byRelation = await collect(
           engine.readRelationships({ resourceType: "group", resourceId: t.analysts.id, relation: "member" }, at),
@@ -701,11 +704,11 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
         const ds = [obj("dashboard", `${p}-d1`), obj("dashboard", `${p}-d2`)];
         const folder = obj("folder", `${p}-f`);
         const keep = [
-          ...ds.map((d) => rel(d, "viewer", stayer)),
-          rel(folder, "viewer", leaver), // another type: not matched
+          ...ds.flatMap((d) => granted(d, "viewer", stayer)),
+          ...granted(folder, "viewer", leaver), // another type: not matched
           rel(ds[0]!, "folder", asSubject(folder)),
         ];
-        const drop = ds.flatMap((d) => [rel(d, "viewer", leaver), rel(d, "editor", leaver)]);
+        const drop = ds.flatMap((d) => [...granted(d, "viewer", leaver), rel(d, "editor", leaver)]);
         await seed([...keep, ...drop]);
 
         const token = await engine.deleteMatching({ resourceType: "dashboard", subject: { type: "user", id: leaver.id } });

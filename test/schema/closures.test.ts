@@ -4,13 +4,16 @@
  * exactly the closure of its folder `parent` relationships, and its
  * workspace `ancestor_or_self`, `descendant_or_self` and `relative`
  * relationships the closure of its workspaces and their `parent`
- * relationships (as the store keeps them), or the files would prove answers
- * for data sharegraph never writes.
+ * relationships (as the store keeps them); and each grant and workspace
+ * level must come with the cumulative relations graph.ts writes beside it
+ * (view_role …, view_level …). Otherwise the files would prove answers for
+ * data sharegraph never writes.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { CUMULATIVE_ROLE_RELATIONS, CUMULATIVE_WORKSPACE_RELATIONS } from "../../src/domain/graph.js";
 
 const DIR = join(import.meta.dirname, "../../schema/validations");
 
@@ -69,5 +72,34 @@ describe("validation files carry the workspace closure", () => {
   it("r6-r7-workspace-caps.yaml has a tree of three levels (the closure is more than the parent links)", () => {
     const parents = parentsOf(linesOf("r6-r7-workspace-caps.yaml"), "workspace");
     expect(pairsAbove(parents).length).toBeGreaterThan(parents.size);
+  });
+});
+
+const CONTENT_TYPES = new Set(["report", "board", "dashboard", "workbook", "folder"]);
+const CUMULATIVE = new Set([...Object.values(CUMULATIVE_ROLE_RELATIONS), ...Object.values(CUMULATIVE_WORKSPACE_RELATIONS)].flat());
+
+/** What graph.ts writes beside each grant or workspace level among these relationships. */
+function cumulativeOf(lines: readonly string[]): string[] {
+  return lines.flatMap((line) => {
+    const m = /^([a-z_]+):([^#]+)#([a-z_]+)@(\S+)$/.exec(line);
+    if (!m) return [];
+    const [, type, id, relation, subject] = m;
+    const table = CONTENT_TYPES.has(type!) ? CUMULATIVE_ROLE_RELATIONS : type === "workspace" ? CUMULATIVE_WORKSPACE_RELATIONS : {};
+    return (table[relation!] ?? []).map((r) => `${type}:${id}#${r}@${subject}`);
+  });
+}
+
+describe("validation files carry the cumulative role relations", () => {
+  for (const file of files) {
+    it(`${file}: view_role, share_role, edit_role, view_level and analyze_level = what its grants and levels imply`, () => {
+      const lines = linesOf(file);
+      const written = lines.filter((l) => CUMULATIVE.has(/#([a-z_]+)@/.exec(l)?.[1] ?? "")).sort();
+      expect(written).toEqual(cumulativeOf(lines).sort());
+    });
+  }
+
+  it("r1-inheritance.yaml grants every content role, so each cumulative relation is exercised", () => {
+    const relations = new Set(linesOf("r1-inheritance.yaml").map((l) => /#([a-z_]+)@/.exec(l)?.[1]));
+    for (const r of ["view_role", "share_role", "edit_role"]) expect(relations).toContain(r);
   });
 });

@@ -860,15 +860,18 @@ describe("validation runner self-test", () => {
   const schemaText = readFileSync(SCHEMA_FILE, "utf8");
   const relationships = parseRelationships(
     [
-      "// a workspace with one VIEW member and one shared dashboard",
+      "// a workspace with one VIEW member and one shared dashboard (with the cumulative relations sharegraph writes)",
       "workspace:w#viewer@user:alice",
+      "workspace:w#view_level@user:alice",
       "workspace:w#viewer@group:g#member",
+      "workspace:w#view_level@group:g#member",
       "workspace:w#ancestor_or_self@workspace:w",
       "workspace:w#descendant_or_self@workspace:w",
       "workspace:w#relative@workspace:w",
       "group:g#member@user:bob",
       "dashboard:q3#workspace@workspace:w",
       "dashboard:q3#viewer@user:alice",
+      "dashboard:q3#view_role@user:alice",
       "organization:p#channel_partner@user:*",
     ].join("\n"),
     "self-test",
@@ -918,8 +921,8 @@ describe("validation runner self-test", () => {
     const ok = await checkValidation(
       started(),
       entry("workspace:w#view", [
-        "[user:alice] is <workspace:w#viewer>",
-        "[group:g#member] is <workspace:w#viewer>",
+        "[user:alice] is <workspace:w#view_level>",
+        "[group:g#member] is <workspace:w#view_level>",
         "[user:bob] is <group:g#member>",
       ]),
     );
@@ -929,7 +932,7 @@ describe("validation runner self-test", () => {
   });
 
   it("reports missing, extra and mis-explained subjects", async () => {
-    const missing = await checkValidation(started(), entry("workspace:w#view", ["[user:alice] is <workspace:w#viewer>", "[user:carol] is <workspace:w#viewer>"]));
+    const missing = await checkValidation(started(), entry("workspace:w#view", ["[user:alice] is <workspace:w#view_level>", "[user:carol] is <workspace:w#view_level>"]));
     expect(missing.ok).toBe(false);
     expect(missing.failures.join("\n")).toContain("missing expected subject user:carol");
     expect(missing.failures.join("\n")).toContain("subject user:bob found but missing from specified");
@@ -940,12 +943,12 @@ describe("validation runner self-test", () => {
       started(),
       entry("workspace:w#view", [
         "[user:alice] is <workspace:w#guest>",
-        "[group:g#member] is <workspace:w#viewer>",
+        "[group:g#member] is <workspace:w#view_level>",
         "[user:bob] is <group:g#member>",
       ]),
     );
     expect(wrongWhy.failures).toEqual([
-      "workspace:w#view: different relationships for user:alice: specified <workspace:w#guest>, computed <workspace:w#viewer>",
+      "workspace:w#view: different relationships for user:alice: specified <workspace:w#guest>, computed <workspace:w#view_level>",
     ]);
   });
 

@@ -2,6 +2,7 @@
  * Engine-level data that makes a 1,000-item bulk check compute for a while
  * (tests of the embedded engine's thread), written straight into an engine.
  */
+import { withCumulativeRelations } from "../../src/domain/graph.js";
 import type { CheckItem, Engine, Relationship } from "../../src/engine/engine.js";
 
 /**
@@ -15,7 +16,8 @@ export function deepTenant(n: number, depth: number): { relationships: Relations
     relation,
     subject,
   });
-  const relationships: Relationship[] = [rel("workspace", "ws", "viewer", { type: "group", id: "readers", relation: "member" })];
+  // Grants and levels come with the cumulative relations sharegraph writes beside them (src/domain/graph.ts).
+  const relationships: Relationship[] = withCumulativeRelations(rel("workspace", "ws", "viewer", { type: "group", id: "readers", relation: "member" }));
   // sharegraph keeps the workspace tree's closure, the workspace itself included (schema/sharegraph.zed).
   for (const relation of ["ancestor_or_self", "descendant_or_self", "relative"]) relationships.push(rel("workspace", "ws", relation, { type: "workspace", id: "ws" }));
   for (let d = 0; d < depth; d++) {
@@ -24,7 +26,7 @@ export function deepTenant(n: number, depth: number): { relationships: Relations
     // sharegraph keeps the closure of parent as ancestor (schema/sharegraph.zed).
     for (let a = 0; a < d; a++) relationships.push(rel("folder", `f${d}`, "ancestor", { type: "folder", id: `f${a}` }));
   }
-  relationships.push(rel("folder", "f0", "viewer", { type: "group", id: "readers", relation: "member" }));
+  relationships.push(...withCumulativeRelations(rel("folder", "f0", "viewer", { type: "group", id: "readers", relation: "member" })));
   const items: CheckItem[] = [];
   for (let i = 0; i < n; i++) {
     relationships.push(rel("dashboard", `d${i}`, "workspace", { type: "workspace", id: "ws" }));

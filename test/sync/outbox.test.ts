@@ -165,7 +165,7 @@ describe("while SpiceDB is down", () => {
     expect(status.pendingBatches).toBe(1);
     expect(status.lastError).toContain("SpiceDB is down");
     expect(status.attempts).toBeGreaterThanOrEqual(1);
-    expect(spicedb.reached()).not.toContainEqual(["touch workspace:ws-a#viewer@user:ann"]);
+    expect(spicedb.reached()).not.toContainEqual(["touch workspace:ws-a#viewer@user:ann", "touch workspace:ws-a#view_level@user:ann"]);
   });
 
   it("the background applier keeps retrying it, with no call asking it to", async () => {
@@ -205,7 +205,7 @@ describe("while SpiceDB is down", () => {
     spicedb.heal();
     // Nothing but the background applier writes to SpiceDB now.
     await until("the background retry to reach SpiceDB", () => spicedb.reached().length > applied);
-    expect(spicedb.reached().slice(applied)).toContainEqual(["touch workspace:ws-a#analyst@user:carol"]);
+    expect(spicedb.reached().slice(applied)).toContainEqual(["touch workspace:ws-a#analyst@user:carol", "touch workspace:ws-a#view_level@user:carol", "touch workspace:ws-a#analyze_level@user:carol"]);
     await outboxEmpty();
 
     expect(await can("carol", "view", "ws-a", token)).toBe(true);
@@ -294,10 +294,15 @@ describe("changes made while SpiceDB is down", () => {
     expect(spicedb.reached().slice(reachedBefore)).toEqual([
       [
         "delete workspace:ws-b#analyst@user:bob",
+        "delete workspace:ws-b#analyze_level@user:bob",
         "touch workspace:ws-b#viewer@user:bob",
+        "touch workspace:ws-b#view_level@user:bob",
         "delete workspace:ws-b#viewer@user:carol",
         "touch workspace:ws-b#manager@user:carol",
+        "touch workspace:ws-b#view_level@user:carol",
+        "touch workspace:ws-b#analyze_level@user:carol",
         "delete workspace:ws-b#viewer@user:dave",
+        "delete workspace:ws-b#view_level@user:dave",
       ],
     ]);
     expect(await drift()).toEqual(noDrift);
@@ -344,8 +349,16 @@ describe("a batch applied twice", () => {
     await outboxEmpty();
 
     expect(spicedb.reached().slice(reachedBefore)).toEqual([
-      ["touch workspace:ws-c#manager@user:frank"],
-      ["delete workspace:ws-c#manager@user:frank", "delete workspace:ws-c#viewer@user:erin", "touch workspace:ws-c#analyst@user:erin"],
+      ["touch workspace:ws-c#manager@user:frank", "touch workspace:ws-c#view_level@user:frank", "touch workspace:ws-c#analyze_level@user:frank"],
+      [
+        "delete workspace:ws-c#manager@user:frank",
+        "delete workspace:ws-c#view_level@user:frank",
+        "delete workspace:ws-c#analyze_level@user:frank",
+        "delete workspace:ws-c#viewer@user:erin",
+        "touch workspace:ws-c#analyst@user:erin",
+        "touch workspace:ws-c#view_level@user:erin",
+        "touch workspace:ws-c#analyze_level@user:erin",
+      ],
     ]);
     expect(await drift()).toEqual(noDrift);
     expect(await can("frank", "manage", "ws-c", revoked)).toBe(false);
@@ -392,13 +405,14 @@ describe("drift introduced behind sharegraph's back", () => {
   it("Reconcile dry_run reports it with examples and changes nothing; Reconcile repairs it; a second dry_run reports none", async () => {
     const token = await setLevel("ws-e", "ivy", WorkspaceLevel.VIEW);
     expect(await can("ivy", "view", "ws-e", token)).toBe(true);
-    await spicedb.inner.write([{ op: "delete", relationship: rel("workspace:ws-e", "viewer", "user:ivy") }]);
+    // ivy's VIEW lost (the level and the cumulative relation the schema reads), a MANAGE nobody granted.
+    await spicedb.inner.write([{ op: "delete", relationship: rel("workspace:ws-e", "viewer", "user:ivy") }, { op: "delete", relationship: rel("workspace:ws-e", "view_level", "user:ivy") }]);
     await spicedb.inner.write([{ op: "touch", relationship: rel("workspace:ws-e", "manager", "user:mallory") }]);
 
     expect(await drift()).toEqual({
-      missing: 1,
+      missing: 2,
       extra: 1,
-      missingExamples: ["workspace:ws-e#viewer@user:ivy"],
+      missingExamples: ["workspace:ws-e#view_level@user:ivy", "workspace:ws-e#viewer@user:ivy"],
       extraExamples: ["workspace:ws-e#manager@user:mallory"],
     });
     const check = (userId: string, permission: string) =>
@@ -409,8 +423,9 @@ describe("drift introduced behind sharegraph's back", () => {
 
     const repaired = await c.admin.reconcile({ dryRun: false });
 
-    expect(repaired).toMatchObject({ missing: 1, extra: 1, missingExamples: ["workspace:ws-e#viewer@user:ivy"], extraExamples: ["workspace:ws-e#manager@user:mallory"] });
-    expect(repaired.expectedRelationships).toBe(repaired.actualRelationships);
+    expect(repaired).toMatchObject({ missing: 2, extra: 1, missingExamples: ["workspace:ws-e#view_level@user:ivy", "workspace:ws-e#viewer@user:ivy"], extraExamples: ["workspace:ws-e#manager@user:mallory"] });
+    // Counted before the repair: two missing, one extra.
+    expect(repaired.actualRelationships).toBe(repaired.expectedRelationships - 2 + 1);
     expect(await can("ivy", "view", "ws-e", repaired.consistencyToken)).toBe(true);
     expect(await can("mallory", "manage", "ws-e", repaired.consistencyToken)).toBe(false);
     expect(await drift()).toEqual(noDrift);

@@ -8,6 +8,7 @@ import * as m0006 from "./0006_folder_ancestors.js";
 import * as m0007 from "./0007_channel_partners.js";
 import * as m0008 from "./0008_service_relationships.js";
 import * as m0009 from "./0009_workspace_ancestors.js";
+import * as m0010 from "./0010_cumulative_roles.js";
 
 /**
  * A static index rather than a folder scan: it survives bundling, and the
@@ -23,6 +24,7 @@ const migrations: Record<string, Migration> = {
   "0007_channel_partners": m0007,
   "0008_service_relationships": m0008,
   "0009_workspace_ancestors": m0009,
+  "0010_cumulative_roles": m0010,
 };
 
 export const migrationProvider: MigrationProvider = {
