@@ -230,7 +230,8 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("remote engine specific
     try {
       await engine.writeSchema(loadSchemaText());
       const token = await engine.write([
-        { op: "touch", relationship: { resource: { type: "dashboard", id: "keyed" }, relation: "viewer", subject: { type: "user", id: "carol" } } },
+        // view_role: the cumulative relation direct_view reads (graph.ts writes it beside every grant).
+        { op: "touch", relationship: { resource: { type: "dashboard", id: "keyed" }, relation: "view_role", subject: { type: "user", id: "carol" } } },
       ]);
       const keyed = { ...check, resource: { type: "dashboard", id: "keyed" }, permission: "direct_view" };
       expect((await engine.check(keyed, { kind: "at_least_as_fresh", token })).allowed).toBe(true);

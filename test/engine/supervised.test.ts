@@ -174,7 +174,8 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("supervised SpiceDB (sp
       expect(supervised.process.pid).not.toBe(before);
       expect(running(before)).toBe(false);
       const token = await supervised.engine.write([
-        { op: "touch", relationship: { resource: { type: "dashboard", id: "after-restart" }, relation: "viewer", subject: { type: "user", id: "ann" } } },
+        // view_role: the cumulative relation direct_view reads (graph.ts writes it beside every grant).
+        { op: "touch", relationship: { resource: { type: "dashboard", id: "after-restart" }, relation: "view_role", subject: { type: "user", id: "ann" } } },
       ]);
       const check = { resource: { type: "dashboard", id: "after-restart" }, permission: "direct_view", subject: { type: "user", id: "ann" } };
       expect((await supervised.engine.check(check, { kind: "at_least_as_fresh", token })).allowed).toBe(true);
