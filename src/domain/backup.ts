@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { BACKUP_ORDER, BACKUP_TABLES, OMITTED_TABLES, StoreRejectedRowError, type BackupTable, type ColumnKind, type ExportedRow } from "../store/backup.js";
 import type { Row, TableName } from "../store/database.js";
 import { StoreConflictError, StoreReferenceError } from "../store/errors.js";
-import { migrationProvider } from "../store/migrations/index.js";
+import { DATA_ONLY_MIGRATIONS, migrationProvider } from "../store/migrations/index.js";
 import type { Store } from "../store/store.js";
 import { OutboxPendingError, type OutboxApplier } from "../sync/applier.js";
 import { RelationshipChanges } from "../sync/changes.js";
@@ -52,6 +52,21 @@ export interface BackupDeps {
 
 async function latestMigration(): Promise<string> {
   return Object.keys(await migrationProvider.getMigrations()).at(-1) ?? "";
+}
+
+/**
+ * The migrations an export may have been taken at to be imported here: the
+ * latest one and those before it back to the last that changed a table
+ * (later ones only queued relationships, which an import derives anyway).
+ */
+async function importableMigrations(): Promise<string[]> {
+  const names = Object.keys(await migrationProvider.getMigrations());
+  const out: string[] = [];
+  for (let i = names.length - 1; i >= 0; i--) {
+    out.push(names[i]!);
+    if (!DATA_ONLY_MIGRATIONS.has(names[i]!)) break;
+  }
+  return out;
 }
 
 /**
@@ -164,11 +179,12 @@ export class Backup {
     if (header.version !== EXPORT_VERSION) {
       throw invalid(`record ${position} (header)`, `format version ${header.version} is not supported; this server reads version ${EXPORT_VERSION}`);
     }
-    const ours = await latestMigration();
-    if (header.migration !== ours) {
+    const importable = await importableMigrations();
+    if (!importable.includes(header.migration)) {
       throw invalid(
         `record ${position} (header)`,
-        `exported at database migration ${JSON.stringify(header.migration)}, this server is at ${JSON.stringify(ours)}: import with the same sharegraph version that exported`,
+        `exported at database migration ${JSON.stringify(header.migration)}, this server is at ${JSON.stringify(importable[0])}` +
+          `${importable.length > 1 ? ` (and reads exports of ${importable.slice(1).map((m) => JSON.stringify(m)).join(", ")}: same tables)` : ""}: import with the same sharegraph version that exported`,
       );
     }
   }

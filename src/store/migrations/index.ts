@@ -30,3 +30,10 @@ const migrations: Record<string, Migration> = {
 export const migrationProvider: MigrationProvider = {
   getMigrations: async () => migrations,
 };
+
+/**
+ * Migrations that change no table, only queue relationships in the outbox.
+ * An export taken before one of them has the same tables, so it can still
+ * be imported (domain/backup.ts).
+ */
+export const DATA_ONLY_MIGRATIONS: ReadonlySet<string> = new Set(["0010_cumulative_roles"]);
