@@ -32,7 +32,7 @@ import { DEFAULT_SPICEDB_BINARY } from "../src/engine/spicedb-config.js";
 import { analyzeDatastore, createDatabaseIfMissing, dropDatabase, migrateDatastore } from "../src/engine/spicedb-datastore.js";
 import { freePort, SpiceDbProcess } from "../src/engine/spicedb-process.js";
 import { supervisedDatastoreUri } from "../src/engine/supervised.js";
-import { CUMULATIVE_ROLE_RELATIONS, CUMULATIVE_WORKSPACE_RELATIONS, deriveAll } from "../src/domain/graph.js";
+import { CUMULATIVE_RELATIONS, deriveAll } from "../src/domain/graph.js";
 import { createLogger } from "../src/logger.js";
 import { Store } from "../src/store/store.js";
 import { ensureDataset } from "./dataset.js";
@@ -103,10 +103,8 @@ function withGroupClosure(relationships: readonly Relationship[]): Relationship[
   return rest;
 }
 
-const CUMULATIVE = new Set([...Object.values(CUMULATIVE_ROLE_RELATIONS), ...Object.values(CUMULATIVE_WORKSPACE_RELATIONS)].flat());
-
 function withoutCumulative(relationships: readonly Relationship[]): Relationship[] {
-  return relationships.filter((r) => !CUMULATIVE.has(r.relation));
+  return relationships.filter((r) => !CUMULATIVE_RELATIONS.has(r.relation));
 }
 
 const VARIANTS: Record<string, { schema: (zed: string) => string; relationships: (all: readonly Relationship[]) => Relationship[] }> = {

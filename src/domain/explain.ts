@@ -2,6 +2,7 @@ import type { CheckItem, Engine, ObjectRef, SubjectRef, TracedCheckResult, Trace
 import type { Store } from "../store/store.js";
 import type { ConsistencyTokens, Freshness } from "../sync/consistency.js";
 import { isContentKind } from "./roles.js";
+import { CUMULATIVE_RELATIONS, WORKSPACE_LEVEL_RELATION } from "./graph.js";
 
 /** One link of an access path, in the product's words: object —link→ target. */
 export interface AccessStep {
@@ -53,9 +54,6 @@ const WORKSPACE_LINKS: Readonly<Record<string, string>> = {
   analyze_level: "has ANALYZE (or more) on",
 };
 
-/** Relations that hold every subject with a role or a higher one (graph.ts CUMULATIVE_*). */
-const CUMULATIVE = new Set(["view_role", "share_role", "edit_role", "view_level", "analyze_level"]);
-const WORKSPACE_LEVEL_RELATION = { view: "viewer", analyze: "analyst", manage: "manager" } as const;
 
 /**
  * Which way a workspace permission looks along the tree's closure:
@@ -178,7 +176,7 @@ export class Explainer {
     if (!result.trace) return result;
     const name = async (node: TraceNode): Promise<TraceNode[]> => {
       const children = (await Promise.all(node.children.map(name))).flat();
-      if (!node.hasPermission || node.isPermission || !CUMULATIVE.has(node.name)) return [{ ...node, children }];
+      if (!node.hasPermission || node.isPermission || !CUMULATIVE_RELATIONS.has(node.name)) return [{ ...node, children }];
       const matched = children.filter((c) => c.hasPermission);
       const groups = new Map<string, TraceNode[]>();
       for (const via of matched.length > 0 ? matched : [undefined]) {

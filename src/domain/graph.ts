@@ -24,7 +24,8 @@ function rel(resourceType: string, resourceId: string, relation: string, subject
   };
 }
 
-const WORKSPACE_LEVEL_RELATION = { view: "viewer", analyze: "analyst", manage: "manager" } as const;
+/** The relation each workspace level is written on. */
+export const WORKSPACE_LEVEL_RELATION = { view: "viewer", analyze: "analyst", manage: "manager" } as const;
 
 /**
  * The cumulative relations a grant of each role is also written on (the role
@@ -49,6 +50,9 @@ export const CUMULATIVE_WORKSPACE_RELATIONS: Readonly<Record<string, readonly st
   analyst: ["view_level", "analyze_level"],
   manager: ["view_level", "analyze_level"],
 };
+
+/** Every cumulative relation, of content, folders and workspaces. */
+export const CUMULATIVE_RELATIONS: ReadonlySet<string> = new Set([...Object.values(CUMULATIVE_ROLE_RELATIONS), ...Object.values(CUMULATIVE_WORKSPACE_RELATIONS)].flat());
 
 /** A relationship written on its own relation and on each cumulative one it implies. */
 function withCumulative(r: Relationship, cumulative: Readonly<Record<string, readonly string[]>>): Relationship[] {

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.js";
 import { DomainError } from "../../src/domain/errors.js";
-import { deriveAll } from "../../src/domain/graph.js";
+import { CUMULATIVE_RELATIONS, deriveAll } from "../../src/domain/graph.js";
 import { createEmbeddedEngine } from "../../src/engine/embedded.js";
 import type { CheckItem, Engine, RelationshipUpdate } from "../../src/engine/engine.js";
 import type { RoleName } from "../../src/store/database.js";
@@ -44,7 +44,7 @@ const WORKSPACE_PERMISSIONS = ["manage", "analyze", "view", "view_in_tree", "vie
  * workspace tree's closure; the cumulative role relations beside each grant
  * and workspace level).
  */
-const CLOSURE_RELATIONS = new Set(["ancestor", "ancestor_or_self", "descendant_or_self", "relative", "view_role", "share_role", "edit_role", "view_level", "analyze_level"]);
+const CLOSURE_RELATIONS = new Set(["ancestor", "ancestor_or_self", "descendant_or_self", "relative", ...CUMULATIVE_RELATIONS]);
 
 const SUBJECTS = [...USERS, "g:outer", "g:inner"];
 const index = fc.integer({ min: 0, max: 7 });

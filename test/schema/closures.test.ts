@@ -13,7 +13,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { CUMULATIVE_ROLE_RELATIONS, CUMULATIVE_WORKSPACE_RELATIONS } from "../../src/domain/graph.js";
+import { CUMULATIVE_RELATIONS, CUMULATIVE_ROLE_RELATIONS, CUMULATIVE_WORKSPACE_RELATIONS } from "../../src/domain/graph.js";
 
 const DIR = join(import.meta.dirname, "../../schema/validations");
 
@@ -76,7 +76,6 @@ describe("validation files carry the workspace closure", () => {
 });
 
 const CONTENT_TYPES = new Set(["report", "board", "dashboard", "workbook", "folder"]);
-const CUMULATIVE = new Set([...Object.values(CUMULATIVE_ROLE_RELATIONS), ...Object.values(CUMULATIVE_WORKSPACE_RELATIONS)].flat());
 
 /** What graph.ts writes beside each grant or workspace level among these relationships. */
 function cumulativeOf(lines: readonly string[]): string[] {
@@ -93,7 +92,7 @@ describe("validation files carry the cumulative role relations", () => {
   for (const file of files) {
     it(`${file}: view_role, share_role, edit_role, view_level and analyze_level = what its grants and levels imply`, () => {
       const lines = linesOf(file);
-      const written = lines.filter((l) => CUMULATIVE.has(/#([a-z_]+)@/.exec(l)?.[1] ?? "")).sort();
+      const written = lines.filter((l) => CUMULATIVE_RELATIONS.has(/#([a-z_]+)@/.exec(l)?.[1] ?? "")).sort();
       expect(written).toEqual(cumulativeOf(lines).sort());
     });
   }
