@@ -7,19 +7,19 @@
  * can be pointed at each with BENCH_DATASTORE_URL. Nothing here is what
  * sharegraph serves: each variant is what the gateway *would* write.
  *
- *   BENCH_SCALE=0.2 BENCH_SEED=7 BENCH_EXPERIMENTS=base,groups,union-roles npx tsx bench/schema-experiment.ts
+ *   BENCH_SCALE=0.2 BENCH_SEED=7 BENCH_EXPERIMENTS=base,nested-groups,union-roles npx tsx bench/schema-experiment.ts
  *
  * Variants:
  *  - base:   schema/sharegraph.zed and exactly the relationships graph.ts
- *            derives (the reference: same build path as the others);
- *  - groups: a Leopard-style group closure on top: `group#member` holds
- *            every user of the group at any nesting depth and no nested
- *            group, and the schema says `relation member: user` (not built:
- *            docs/PERFORMANCE.md, round 4);
+ *            derives (what is shipped: cumulative role relations and the
+ *            group closure; the reference: same build path as the others);
+ *  - nested-groups: round 4's shape: group membership as written, nested
+ *            groups as `group#member` subjects (the transitional schema
+ *            allows them), no closure (docs/PERFORMANCE.md, round 5);
  *  - union-roles: round 3's shape, before the cumulative role relations:
  *            each permission reads the union of the role relations
- *            (`viewer + sharer + editor + manager`, …);
- *  - union-roles-groups: that, with the group closure.
+ *            (`viewer + sharer + editor + manager`, …), nested groups;
+ *  - union-roles-closure: that, with the group closure.
  *
  * Prints, per variant, the datastore URI and its relationship count.
  */
@@ -28,6 +28,7 @@ import { readFileSync } from "node:fs";
 import pg from "pg";
 import type { Relationship } from "../src/engine/engine.js";
 import { createRemoteEngine } from "../src/engine/remote.js";
+import { transitionalSchema } from "../src/engine/schema.js";
 import { DEFAULT_SPICEDB_BINARY } from "../src/engine/spicedb-config.js";
 import { analyzeDatastore, createDatabaseIfMissing, dropDatabase, migrateDatastore } from "../src/engine/spicedb-datastore.js";
 import { freePort, SpiceDbProcess } from "../src/engine/spicedb-process.js";
@@ -42,10 +43,6 @@ function edit(text: string, from: string, to: string, times: number): string {
   const found = text.split(from).length - 1;
   if (found !== times) throw new Error(`schema edit expected ${times} of ${JSON.stringify(from)}, found ${found}`);
   return text.replaceAll(from, to);
-}
-
-function groupsSchema(zed: string): string {
-  return edit(zed, "relation member: user | group#member\n", "relation member: user\n", 1);
 }
 
 /** Round 3's schema: each permission reads the union of the role relations, no cumulative relation. */
@@ -69,36 +66,12 @@ function unionRolesSchema(zed: string): string {
   return out;
 }
 
-/** group → its users at any depth (group#member@group:H#member means H's members are members). */
-function transitiveMembers(relationships: readonly Relationship[]): Map<string, Set<string>> {
-  const users = new Map<string, Set<string>>();
-  const nested = new Map<string, string[]>();
-  for (const r of relationships) {
-    if (r.resource.type !== "group" || r.relation !== "member") continue;
-    if (r.subject.type === "user") users.set(r.resource.id, (users.get(r.resource.id) ?? new Set()).add(r.subject.id));
-    else nested.set(r.resource.id, [...(nested.get(r.resource.id) ?? []), r.subject.id]);
-  }
-  const closed = new Map<string, Set<string>>();
-  const close = (group: string, path: Set<string>): Set<string> => {
-    const done = closed.get(group);
-    if (done) return done;
-    if (path.has(group)) throw new Error(`group cycle through ${group}`);
-    path.add(group);
-    const all = new Set(users.get(group) ?? []);
-    for (const inner of nested.get(group) ?? []) for (const u of close(inner, path)) all.add(u);
-    path.delete(group);
-    closed.set(group, all);
-    return all;
-  };
-  for (const group of new Set([...users.keys(), ...nested.keys()])) close(group, new Set());
-  return closed;
-}
-
-function withGroupClosure(relationships: readonly Relationship[]): Relationship[] {
-  const members = transitiveMembers(relationships);
+/** Round 4's shape: group membership as written (nested groups as `group#member` subjects), no closure, no stand-ins. */
+function withNestedGroups(relationships: readonly Relationship[]): Relationship[] {
   const rest = relationships.filter((r) => !(r.resource.type === "group" && r.relation === "member"));
-  for (const [group, users] of members) {
-    for (const user of users) rest.push({ resource: { type: "group", id: group }, relation: "member", subject: { type: "user", id: user } });
+  for (const m of memberships) {
+    const subject = m.user_id !== null ? { type: "user", id: m.user_id } : { type: "group", id: m.member_group_id ?? "", relation: "member" };
+    rest.push({ resource: { type: "group", id: m.group_id }, relation: "member", subject });
   }
   return rest;
 }
@@ -109,9 +82,9 @@ function withoutCumulative(relationships: readonly Relationship[]): Relationship
 
 const VARIANTS: Record<string, { schema: (zed: string) => string; relationships: (all: readonly Relationship[]) => Relationship[] }> = {
   base: { schema: (z) => z, relationships: (all) => [...all] },
-  groups: { schema: groupsSchema, relationships: withGroupClosure },
-  "union-roles": { schema: unionRolesSchema, relationships: withoutCumulative },
-  "union-roles-groups": { schema: (z) => unionRolesSchema(groupsSchema(z)), relationships: (all) => withGroupClosure(withoutCumulative(all)) },
+  "nested-groups": { schema: transitionalSchema, relationships: withNestedGroups },
+  "union-roles": { schema: (z) => unionRolesSchema(transitionalSchema(z)), relationships: (all) => withNestedGroups(withoutCumulative(all)) },
+  "union-roles-closure": { schema: unionRolesSchema, relationships: withoutCumulative },
 };
 
 const env = process.env;
@@ -120,7 +93,7 @@ for (const n of names) if (!VARIANTS[n]) throw new Error(`unknown experiment ${n
 
 const dataset = await ensureDataset();
 const store = await Store.open({ kind: "postgres", url: dataset.databaseUrl, poolSize: 2, queryTimeoutMs: 600_000 });
-const derived = await store.transaction((tx) => deriveAll(tx), "repeatable read");
+const { derived, memberships } = await store.transaction(async (tx) => ({ derived: await deriveAll(tx), memberships: await tx.all("group_members") }), "repeatable read");
 await store.close();
 const zed = readFileSync(new URL("../schema/sharegraph.zed", import.meta.url), "utf8");
 const log = createLogger("warn");

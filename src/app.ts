@@ -33,6 +33,7 @@ import { CURSOR_MAC_PURPOSE, LookupCursors } from "./domain/lookup-pages.js";
 import { Permissions } from "./domain/permissions.js";
 import { Sharing } from "./domain/sharing.js";
 import { CoalescingEngine } from "./engine/coalescing.js";
+import { GroupSubjectsEngine } from "./engine/group-subjects.js";
 import { DecisionCachingEngine, decisionCacheMetrics } from "./engine/decision-cache.js";
 import { createThreadedEngine, type EngineThread } from "./engine/threaded.js";
 import type { Engine } from "./engine/engine.js";
@@ -40,7 +41,7 @@ import { createRemoteEngine } from "./engine/remote.js";
 import type { DatastoreIndexRecord } from "./engine/spicedb-datastore.js";
 import { createSupervisedEngine } from "./engine/supervised.js";
 import type { SpiceDbProcess } from "./engine/spicedb-process.js";
-import { describeSchema, loadSchemaText } from "./engine/schema.js";
+import { describeSchema, loadSchemaText, RETIRED_SUBJECT_TYPES, transitionalSchema } from "./engine/schema.js";
 import type { Health } from "./gen/health/v1/health_pb.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import { createLogger, defaultLogFormat, type Logger } from "./logger.js";
@@ -182,6 +183,12 @@ export class App {
   #stopping: Promise<void> | undefined;
   #ready: Promise<void> = Promise.resolve();
   #indexReady = false;
+  /** The decision cache, when configured: its hit rates are exported as metrics. */
+  #decisionCache: DecisionCachingEngine | undefined;
+
+  get decisionCache(): DecisionCachingEngine | undefined {
+    return this.#decisionCache;
+  }
 
   private constructor(
     readonly config: Config,
@@ -261,12 +268,15 @@ export class App {
     if (made.process) this.#watchSpiceDb(made.process);
     const gate = new IndexGate(made.engine);
     const coalescing = new CoalescingEngine(gate);
-    const engine =
-      config.reads.decisionCacheSize > 0 ? new DecisionCachingEngine(coalescing, { maxEntries: config.reads.decisionCacheSize }) : coalescing;
+    if (config.reads.decisionCacheSize > 0) this.#decisionCache = new DecisionCachingEngine(coalescing, { maxEntries: config.reads.decisionCacheSize });
+    const engine = new GroupSubjectsEngine(this.#decisionCache ?? coalescing);
     this.#onClose("engine", () => engine.close());
     const schemaText = loadSchemaText();
+    // A datastore kept across starts may still hold relationships of a subject type this schema
+    // retired: it gets the transitional schema until the outbox has drained their deletion.
+    const kept = engine.kind !== "embedded";
     try {
-      await engine.writeSchema(schemaText);
+      await engine.writeSchema(kept ? transitionalSchema(schemaText) : schemaText);
     } catch (err) {
       throw this.#engineStartError(err);
     }
@@ -342,6 +352,7 @@ export class App {
       } else {
         await applier.drain();
       }
+      if (kept) await this.#narrowSchema(made.engine, schemaText);
       gate.open();
       await directory.syncPlatformAdmins(config.platformAdmins);
       applier.startBackground();
@@ -354,6 +365,25 @@ export class App {
 
     this.apiKeys = config.apiKeys ? { keys: config.apiKeys, created: false } : localApiKeys(config.dataDir);
     if (this.apiKeys.created) log.warn({ file: this.apiKeys.file && resolve(this.apiKeys.file) }, "generated API keys (admin and check); read them from this file");
+  }
+
+  /**
+   * From the transitional schema to the schema itself, once the outbox has
+   * drained. Relationships of a retired subject type are never derived from
+   * Postgres any more, so any still there (written outside sharegraph, or
+   * by a gateway of an earlier version since) are deleted first.
+   */
+  async #narrowSchema(engine: Engine, schemaText: string): Promise<void> {
+    for (const retired of RETIRED_SUBJECT_TYPES) {
+      const [type, relation] = retired.subjectType.split("#");
+      await engine.deleteMatching({ resourceType: retired.definition, relation: retired.relation, subject: { type: type!, relation } });
+    }
+    try {
+      await engine.writeSchema(schemaText);
+    } catch (err) {
+      throw this.#engineStartError(err);
+    }
+    this.log.debug({ retired: RETIRED_SUBJECT_TYPES.map((r) => `${r.definition}#${r.relation}: ${r.subjectType}`) }, "SpiceDB schema narrowed after the outbox drained");
   }
 
   /** The first call into SpiceDB failed: name SpiceDB and where it was looked for. */
@@ -510,7 +540,7 @@ export class App {
   async start(): Promise<{ host: string; port: number }> {
     const metrics = rpcMetrics(this.metrics);
     collectDefaultMetrics({ register: this.metrics });
-    if (this.domain.engine instanceof DecisionCachingEngine) decisionCacheMetrics(this.metrics, this.domain.engine.stats);
+    if (this.#decisionCache) decisionCacheMetrics(this.metrics, this.#decisionCache.stats);
     const { directory, permissions, explainer, catalog, sharing, partners, channelPartners, serviceRelationships, notifications, index } = this.domain;
     const keys = new ApiKeys(this.apiKeys.keys);
     const apiLog = this.log.child({ component: "api" });

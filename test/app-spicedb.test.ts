@@ -17,7 +17,14 @@ import { join, resolve } from "node:path";
 import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Migrator } from "kysely";
+import { loadSchemaText, transitionalSchema } from "../src/engine/schema.js";
 import { dropDatabase } from "../src/engine/spicedb-datastore.js";
+import { WorkspaceLevel } from "../src/gen/sharegraph/v1/directory_service_pb.js";
+import { migrationProvider } from "../src/store/migrations/index.js";
+import { Store } from "../src/store/store.js";
+import { parseRelationship } from "../src/sync/relationship-text.js";
+import { kyselyOf } from "./store/helpers.js";
 import type { DatabaseTarget } from "../src/store/connect.js";
 import { TEST_DATABASE_URL, freshTarget } from "./support/database.js";
 import { PLATFORM_ADMIN, startTestServer, type TestServer } from "./support/server.js";
@@ -174,6 +181,53 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("SHAREGRAPH_ENGINE=spic
     expect(logged("SpiceDB datastore rebuilt from Postgres")).toEqual([]);
     expect(await allowed(acme, "manage", "ann", atLeastAsFresh(annToken))).toBe(true);
     expect(await allowed(acme, "manage", "bob", atLeastAsFresh(bobToken))).toBe(true);
+    expect(await server.clients().admin.reconcile({ dryRun: true })).toMatchObject({ missing: 0, extra: 0 });
+  });
+
+  it("an upgrade from nested groups (before migration 0011): the kept datastore gets the transitional schema, the outbox swaps the nested relationships for the closure, then the schema narrows", async () => {
+    const c = server!.clients();
+    await c.directory.createUser({ actor: PLATFORM_ADMIN, userId: "carol", email: "carol@acme.example", displayName: "Carol" });
+    await c.directory.addOrganizationMember({ actor: "ann", organizationId: "acme", userId: "carol" });
+    for (const id of ["analysts", "emea"]) await c.directory.createGroup({ actor: "ann", organizationId: "acme", groupId: id, name: id });
+    await c.directory.addGroupMember({ actor: "ann", groupId: "emea", member: user("carol") });
+    await c.directory.addGroupMember({ actor: "ann", groupId: "analysts", member: { type: "group", id: "emea", relation: "" } });
+    await c.directory.createWorkspace({ actor: "ann", organizationId: "acme", workspaceId: "upgrade", name: "Upgrade" });
+    await c.directory.setWorkspacePermission({ actor: "ann", workspaceId: "upgrade", subject: { type: "group", id: "analysts", relation: "" }, level: WorkspaceLevel.VIEW });
+    const upgrade = { type: "workspace", id: "upgrade" };
+    const emea = { type: "group", id: "emea", relation: "member" };
+    const answers = async () => ({
+      carol: await allowed(upgrade, "view", "carol", fullyConsistent),
+      emea: (await server!.clients().permission.checkPermission({ resource: upgrade, permission: "view", subject: emea, consistency: fullyConsistent })).allowed,
+    });
+    expect(await answers()).toEqual({ carol: true, emea: true });
+
+    // The datastore as a gateway before 0011 left it: the old schema, nesting as a subject set, no closure.
+    const engine = server!.app.domain.engine;
+    await engine.writeSchema(transitionalSchema(loadSchemaText()));
+    const nested = parseRelationship("group:analysts#member@group:emea#member");
+    const closure = ["group:analysts#member@user:carol", "group:analysts#member@user:group|emea", "group:analysts#member@user:group|analysts", "group:emea#member@user:group|emea"];
+    await engine.write([{ op: "touch", relationship: nested }, ...closure.map((r) => ({ op: "delete" as const, relationship: parseRelationship(r) }))]);
+    await stop();
+    // …and the system of record before 0011.
+    const store = await Store.open(target);
+    try {
+      const schema = target.kind === "postgres" ? target.schema : undefined;
+      const down = await new Migrator({ db: kyselyOf(store), provider: migrationProvider, ...(schema ? { migrationTableSchema: schema } : {}) }).migrateDown();
+      expect(down.results?.map((r) => r.migrationName)).toEqual(["0011_group_closure"]);
+    } finally {
+      await store.close();
+    }
+
+    server = await start();
+    expect(logged("database ready")).toMatchObject([{ applied: ["0011_group_closure"] }]);
+    expect(logged("SpiceDB datastore rebuilt from Postgres")).toEqual([]);
+    const groupDefinition = /definition group \{[^}]*\}/.exec(await server.app.domain.engine.readSchema())?.[0];
+    expect(groupDefinition).toMatch(/relation member: user\b/);
+    expect(groupDefinition).not.toContain("group#member");
+    const left = [];
+    for await (const r of server.app.domain.engine.readRelationships({ resourceType: "group", relation: "member", subject: { type: "group", relation: "member" } }, { kind: "fully_consistent" })) left.push(r);
+    expect(left).toEqual([]);
+    expect(await answers()).toEqual({ carol: true, emea: true });
     expect(await server.clients().admin.reconcile({ dryRun: true })).toMatchObject({ missing: 0, extra: 0 });
   });
 

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { BACKUP_ORDER, BACKUP_TABLES, OMITTED_TABLES, StoreRejectedRowError, type BackupTable, type ColumnKind, type ExportedRow } from "../store/backup.js";
 import type { Row, TableName } from "../store/database.js";
 import { StoreConflictError, StoreReferenceError } from "../store/errors.js";
-import { DATA_ONLY_MIGRATIONS, migrationProvider } from "../store/migrations/index.js";
+import { EXPORT_NEUTRAL_MIGRATIONS, migrationProvider } from "../store/migrations/index.js";
 import type { Store } from "../store/store.js";
 import { OutboxPendingError, type OutboxApplier } from "../sync/applier.js";
 import { RelationshipChanges } from "../sync/changes.js";
@@ -56,15 +56,16 @@ async function latestMigration(): Promise<string> {
 
 /**
  * The migrations an export may have been taken at to be imported here: the
- * latest one and those before it back to the last that changed a table
- * (later ones only queued relationships, which an import derives anyway).
+ * latest one and those before it back to the last that changed a table an
+ * export holds (later ones only queued relationships, or added a table an
+ * import computes again: EXPORT_NEUTRAL_MIGRATIONS).
  */
 async function importableMigrations(): Promise<string[]> {
   const names = Object.keys(await migrationProvider.getMigrations());
   const out: string[] = [];
   for (let i = names.length - 1; i >= 0; i--) {
     out.push(names[i]!);
-    if (!DATA_ONLY_MIGRATIONS.has(names[i]!)) break;
+    if (!EXPORT_NEUTRAL_MIGRATIONS.has(names[i]!)) break;
   }
   return out;
 }
@@ -142,6 +143,7 @@ export class Backup {
         }
       }
       let written = 0;
+      const nested = new Set<string>();
       for (const { table, row, position } of rows) {
         let inserted: boolean;
         try {
@@ -152,7 +154,12 @@ export class Backup {
         if (!inserted) continue;
         written++;
         changes.touch(deriveRow(table as TableName, row as unknown as Row<TableName>));
+        if (table === "group_members") nested.add(String(row["group_id"]));
       }
+      // Memberships reach the index as their closure, computed again rather than exported.
+      const closure = await tx.groups.refreshClosure([...nested]);
+      changes.delete(closure.removed.flatMap((r) => deriveRow("group_closure", r)));
+      changes.touch(closure.added.flatMap((r) => deriveRow("group_closure", r)));
       await tx.backup.advanceIdentities();
       const ops = changes.toOps();
       const batches: number[] = [];

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { ObjectRef } from "../engine/engine.js";
 import type { WorkspaceLevelName } from "../store/database.js";
 import type { EntityRow } from "../store/entities.js";
-import type { GroupMemberRow, GroupRow } from "../store/groups.js";
+import type { ClosureChange, GroupMemberRow, GroupRow } from "../store/groups.js";
 import type { OrganizationMemberRow, OrganizationRow, OrganizationWithCount } from "../store/organizations.js";
 import type { Page, PageOf } from "../store/paging.js";
 import type { Repositories, Store } from "../store/store.js";
@@ -255,7 +255,7 @@ export class Directory {
         }
       }
       const row = await tx.groups.addMember(groupId, member.kind === "user" ? { userId: member.id } : { groupId: member.id });
-      if (row) rels.touch(deriveRow("group_members", row));
+      if (row) this.#closureChanged(rels, await tx.groups.refreshClosure([groupId], member.kind === "user" ? member.id : undefined));
     });
   }
 
@@ -265,7 +265,7 @@ export class Directory {
     return this.change(async (tx, rels) => {
       const row = await tx.groups.removeMember(groupId, member.kind === "user" ? { userId: member.id } : { groupId: member.id });
       if (!row) throw notFound(`${member.kind} ${member.id} as a member of group ${groupId}`);
-      rels.delete(deriveRow("group_members", row));
+      this.#closureChanged(rels, await tx.groups.refreshClosure([groupId], member.kind === "user" ? member.id : undefined));
     });
   }
 
@@ -444,6 +444,12 @@ export class Directory {
   }
 
   // ---- helpers -----------------------------------------------------------
+
+  /** Group membership reaches the index as its closure (graph.ts): what the refresh removed, then what it added. */
+  #closureChanged(rels: RelationshipChanges, change: ClosureChange): void {
+    rels.delete(change.removed.flatMap((r) => deriveRow("group_closure", r)));
+    rels.touch(change.added.flatMap((r) => deriveRow("group_closure", r)));
+  }
 
   #removed(rels: RelationshipChanges, result: Awaited<ReturnType<Repositories["cascadeDelete"]>>): void {
     rels.delete(deriveRemoved(result.removed));

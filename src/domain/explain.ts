@@ -140,6 +140,39 @@ export class Explainer {
    * behind it (#withRolesNamed).
    */
   async #traced(item: CheckItem, consistency: Parameters<Engine["check"]>[1]): Promise<TracedCheckResult> {
+    return this.#withNestingNamed(await this.#tracedAs(item, consistency), item.subject);
+  }
+
+  /**
+   * Group membership is held in SpiceDB as its closure (a user is a member
+   * of every group above theirs; a group's members are asked about as its
+   * stand-in, engine/group-subjects.ts), so the trace ends at the outer
+   * group. The nesting in between is read from Postgres and becomes steps,
+   * as if SpiceDB had walked it: "user carol is a member of group emea, and
+   * group emea is a member of group analysts, and …". A group's stand-in
+   * found in the group itself is no step at all.
+   */
+  async #withNestingNamed(result: TracedCheckResult, subject: SubjectRef): Promise<TracedCheckResult> {
+    if (!result.trace) return result;
+    const member = subject.type === "user" ? { userId: subject.id } : subject.type === "group" ? { groupId: subject.id } : undefined;
+    if (!member) return result;
+    const groups = new Set<string>();
+    mapSatisfiedLeaves(result.trace, (leaf) => (isMembership(leaf) && groups.add(leaf.resource.id), leaf));
+    const paths = new Map<string, string[] | undefined>();
+    for (const group of groups) {
+      paths.set(group, "groupId" in member && member.groupId === group ? undefined : await this.deps.store.read.groups.pathToMember(group, member));
+    }
+    const trace = mapSatisfiedLeaves(result.trace, (leaf) => {
+      if (!isMembership(leaf)) return leaf;
+      if ("groupId" in member && member.groupId === leaf.resource.id) return undefined;
+      const path = paths.get(leaf.resource.id);
+      return path && path.length > 1 ? { ...leaf, children: [membershipChain(path.slice(1), leaf.subject)] } : leaf;
+    });
+    return trace ? { ...result, trace } : result;
+  }
+
+  /** The engine's trace, batched nodes split and cumulative relations named (below). */
+  async #tracedAs(item: CheckItem, consistency: Parameters<Engine["check"]>[1]): Promise<TracedCheckResult> {
     const result = await this.deps.engine.checkWithTrace(item, consistency);
     if (!result.trace) return result;
     const batched: TraceNode[] = [];
@@ -266,6 +299,31 @@ const CONTENT_NEEDS: Readonly<Record<string, { role: string; granted: string; ca
   delete: { role: "manager (or editor, for its creator)", granted: "granted_edit", cap: "analyze" },
   manage: { role: "manager", granted: "granted_manage", cap: "analyze" },
 };
+
+/** The trace with each satisfied relation at the end of a chain replaced, or dropped (undefined). */
+function mapSatisfiedLeaves(node: TraceNode, replace: (leaf: TraceNode) => TraceNode | undefined): TraceNode | undefined {
+  const satisfied = node.children.some((c) => c.hasPermission);
+  if (node.hasPermission && !node.isPermission && !satisfied) return replace(node);
+  return { ...node, children: node.children.flatMap((c) => mapSatisfiedLeaves(c, replace) ?? []) };
+}
+
+/** A group membership SpiceDB found in the closure. */
+function isMembership(node: TraceNode): boolean {
+  return node.resource.type === "group" && node.name === "member" && !node.isPermission;
+}
+
+/** Trace nodes for groups nested in one another, outermost first; the last holds the subject directly. */
+function membershipChain(groups: readonly string[], subject: SubjectRef): TraceNode {
+  const [first, ...rest] = groups;
+  return {
+    resource: { type: "group", id: first! },
+    name: "member",
+    isPermission: false,
+    subject,
+    hasPermission: true,
+    children: rest.length > 0 ? [membershipChain(rest, subject)] : [],
+  };
+}
 
 function dedupe(paths: readonly AccessPath[]): AccessPath[] {
   const seen = new Set<string>();

@@ -1,4 +1,5 @@
 import type { Relationship } from "../engine/engine.js";
+import { groupStandIn } from "../engine/group-subjects.js";
 import type { ChangedRow, RemovedRow } from "../store/cascade.js";
 import type { Row, TableName } from "../store/database.js";
 import type { Repositories } from "../store/store.js";
@@ -85,12 +86,21 @@ export const derive: Derivations = {
     rel("organization", r.organization_id, "member", "user", r.user_id),
     ...(r.admin ? [rel("organization", r.organization_id, "admin", "user", r.user_id)] : []),
   ],
-  groups: (r) => [rel("group", r.id, "organization", "organization", r.organization_id)],
-  group_members: (r) =>
+  groups: (r) => [
+    rel("group", r.id, "organization", "organization", r.organization_id),
+    // The group's stand-in (engine/group-subjects.ts) is a member of the group itself…
+    rel("group", r.id, "member", "user", groupStandIn(r.id)),
+  ],
+  // Membership reaches the index through its closure (group_closure), so
+  // that a check reads one relation per group instead of walking nested
+  // groups (docs/PERFORMANCE.md, round 5): the rows as written imply nothing.
+  group_members: () => [],
+  group_closure: (r) =>
     r.user_id !== null
       ? [rel("group", r.group_id, "member", "user", r.user_id)]
       : r.member_group_id !== null
-        ? [rel("group", r.group_id, "member", "group", r.member_group_id, "member")]
+        ? // …and of every group containing it.
+          [rel("group", r.group_id, "member", "user", groupStandIn(r.member_group_id))]
         : [],
   workspaces: (r) => [
     rel("workspace", r.id, "organization", "organization", r.organization_id),
@@ -188,7 +198,7 @@ export function deriveChanged(changed: readonly ChangedRow[]): { before: Relatio
 }
 
 /** Tables whose rows imply no relationship: not read at all by rebuild. */
-const NO_RELATIONSHIPS = new Set<TableName>(["users", "outbox", "partner_invitations", "partner_invitation_items", "partner_domain_claims", "notifications", "server_keys"]);
+const NO_RELATIONSHIPS = new Set<TableName>(["users", "group_members", "outbox", "partner_invitations", "partner_invitation_items", "partner_domain_claims", "notifications", "server_keys"]);
 
 /** Every relationship the store implies (rebuild, reconcile). */
 export async function deriveAll(tx: Repositories): Promise<Relationship[]> {

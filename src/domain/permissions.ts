@@ -7,6 +7,7 @@ import type {
   ObjectRef,
   SubjectRef,
 } from "../engine/engine.js";
+import { standInGroup } from "../engine/group-subjects.js";
 import type { SchemaModel } from "../engine/schema.js";
 import type { ConsistencyTokens, Freshness } from "../sync/consistency.js";
 import { invalid } from "./errors.js";
@@ -135,6 +136,10 @@ export class Permissions {
       throw invalid(`${field}.type`, `${JSON.stringify(ref.type)} cannot be a subject; use user, group or organization`);
     }
     const id = requireId(`${field}.id`, ref.id, QUERY_ID_PATTERN);
+    const group = ref.type === "user" ? standInGroup(id) : undefined;
+    if (group !== undefined) {
+      throw invalid(`${field}.id`, `user ids starting "group|" are sharegraph's stand-ins for a group's members; ask about subject group ${JSON.stringify(group)} instead`);
+    }
     const relation = this.subjectRelation(`${field}.relation`, ref.type, ref.relation);
     return relation ? { type: ref.type, id, relation } : { type: ref.type, id };
   }

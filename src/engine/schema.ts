@@ -32,3 +32,26 @@ export function describeSchema(text: string): SchemaModel {
   }
   return model;
 }
+
+/**
+ * Subject types an earlier schema allowed on a relation and this one does
+ * not. SpiceDB refuses a schema that drops a subject type while
+ * relationships of it remain, so a datastore kept across an upgrade first
+ * gets the transitional schema (this one, with these types allowed again),
+ * then the outbox drains the deletions, then the schema itself.
+ */
+export const RETIRED_SUBJECT_TYPES: ReadonlyArray<{ readonly definition: string; readonly relation: string; readonly subjectType: string; readonly since: string }> = [
+  // Nested groups became a closure (group_closure): no `group:G#member@group:N#member` any more.
+  { definition: "group", relation: "member", subjectType: "group#member", since: "0011_group_closure" },
+];
+
+/** The schema with every retired subject type allowed again (see RETIRED_SUBJECT_TYPES). */
+export function transitionalSchema(text: string): string {
+  let out = text;
+  for (const retired of RETIRED_SUBJECT_TYPES) {
+    const relation = new RegExp(`(definition\\s+${retired.definition}\\s*\\{[^}]*?\\brelation\\s+${retired.relation}\\s*:)([^\\n]*)`);
+    if (!relation.test(out)) throw new Error(`schema has no relation ${retired.definition}#${retired.relation} to widen with ${retired.subjectType}`);
+    out = out.replace(relation, (_, head: string, types: string) => (types.includes(retired.subjectType) ? `${head}${types}` : `${head}${types.trimEnd()} | ${retired.subjectType}`));
+  }
+  return out;
+}

@@ -71,6 +71,7 @@ export type BackupTable = keyof typeof BACKUP_TABLES;
 export const BACKUP_ORDER = Object.keys(BACKUP_TABLES) as BackupTable[];
 
 export const OMITTED_TABLES: Readonly<Record<Exclude<TableName, BackupTable>, string>> = {
+  group_closure: "the closure of group_members; the import computes it again from the memberships it writes",
   server_keys: "the deployment's secret server key (signs consistency tokens and cursors, seals invitation tokens); the restored deployment has its own",
   notifications: "the mail log; it holds invitation tokens sealed with the server key, which the restored deployment cannot open",
   outbox: "relationship updates on their way to SpiceDB; the restored deployment derives them again from the rows",

@@ -44,6 +44,17 @@ export interface GroupMembersTable {
   created_at: CreatedAt;
 }
 
+/**
+ * The closure of group_members: every user (user_id) and every group
+ * (member_group_id) that is a member of group_id directly or through nested
+ * groups; exactly one of the two is set. Kept by store/groups.ts.
+ */
+export interface GroupClosureTable {
+  group_id: string;
+  user_id: string | null;
+  member_group_id: string | null;
+}
+
 export interface WorkspacesTable {
   id: string;
   organization_id: string;
@@ -277,6 +288,7 @@ export interface Database {
   organization_members: OrganizationMembersTable;
   groups: GroupsTable;
   group_members: GroupMembersTable;
+  group_closure: GroupClosureTable;
   workspaces: WorkspacesTable;
   workspace_access: WorkspaceAccessTable;
   workspace_ancestors: WorkspaceAncestorsTable;

@@ -4,6 +4,16 @@ import { pageOf, type Page, type PageOf } from "./paging.js";
 
 export type GroupRow = Row<"groups">;
 export type GroupMemberRow = Row<"group_members">;
+export type GroupClosureRow = Row<"group_closure">;
+
+/** What a refresh of the closure changed. */
+export interface ClosureChange {
+  readonly added: GroupClosureRow[];
+  readonly removed: GroupClosureRow[];
+}
+
+/** Serializes closure refreshes within one organization (groups nest only within theirs). */
+const CLOSURE_LOCK = 0x5347_0003;
 
 /** A direct member of a group: a user or a nested group. */
 export type GroupMember = { readonly userId: string } | { readonly groupId: string };
@@ -57,6 +67,98 @@ export class GroupsRepo {
 
   async listMembers(groupId: string): Promise<GroupMemberRow[]> {
     return this.db.selectFrom("group_members").selectAll().where("group_id", "=", groupId).orderBy("id").execute();
+  }
+
+  /**
+   * Brings group_closure to what group_members implies for these groups and
+   * every group above them, after a membership change; returns the rows it
+   * added and removed (the relationships to touch and delete). With `userId`
+   * only that user's rows are recomputed: adding or removing a user changes
+   * nothing else, and a group of many users costs no more than a small one.
+   *
+   * Concurrent changes in one organization serialize on an advisory lock
+   * taken before anything is read, so each refresh sees every membership
+   * change committed before it (read committed: every statement takes a new
+   * snapshot) and two refreshes cannot each miss the other's edge.
+   */
+  async refreshClosure(groupIds: readonly string[], userId?: string): Promise<ClosureChange> {
+    if (groupIds.length === 0) return { added: [], removed: [] };
+    const organizations = await this.db.selectFrom("groups").select("organization_id").distinct().where("id", "in", groupIds).orderBy("organization_id").execute();
+    for (const { organization_id } of organizations) {
+      await sql`select pg_advisory_xact_lock(${CLOSURE_LOCK}, hashtext(${organization_id}))`.execute(this.db);
+    }
+    const onlyUser = userId ?? null;
+    const result = await sql<GroupClosureRow & { change: "added" | "removed" }>`
+      with recursive
+      up(id) as (
+        select id from groups where id = any(${groupIds as string[]}::text[])
+        union
+        select gm.group_id from group_members gm join up on gm.member_group_id = up.id
+      ),
+      down(top, grp) as (
+        select id, id from up
+        union
+        select down.top, gm.member_group_id from group_members gm join down on gm.group_id = down.grp where gm.member_group_id is not null
+      ),
+      desired(group_id, user_id, member_group_id) as (
+        select distinct down.top, gm.user_id, null::text
+        from down join group_members gm on gm.group_id = down.grp and gm.user_id is not null
+        where ${onlyUser}::text is null or gm.user_id = ${onlyUser}::text
+        union
+        select top, null::text, grp from down where grp <> top and ${onlyUser}::text is null
+      ),
+      removed as (
+        delete from group_closure c
+        where c.group_id in (select id from up)
+          and (${onlyUser}::text is null or c.user_id = ${onlyUser}::text)
+          and not exists (
+            select 1 from desired d
+            where d.group_id = c.group_id and d.user_id is not distinct from c.user_id and d.member_group_id is not distinct from c.member_group_id
+          )
+        returning c.group_id, c.user_id, c.member_group_id
+      ),
+      added as (
+        insert into group_closure (group_id, user_id, member_group_id)
+        select d.group_id, d.user_id, d.member_group_id from desired d
+        where not exists (
+          select 1 from group_closure c
+          where c.group_id = d.group_id and c.user_id is not distinct from d.user_id and c.member_group_id is not distinct from d.member_group_id
+        )
+        returning group_id, user_id, member_group_id
+      )
+      select 'removed' as change, * from removed
+      union all
+      select 'added' as change, * from added
+    `.execute(this.db);
+    const row = (r: GroupClosureRow): GroupClosureRow => ({ group_id: r.group_id, user_id: r.user_id, member_group_id: r.member_group_id });
+    return {
+      added: result.rows.filter((r) => r.change === "added").map(row),
+      removed: result.rows.filter((r) => r.change === "removed").map(row),
+    };
+  }
+
+  /**
+   * The path from a group down to one of its members through nested groups:
+   * the group, each group nested in the one before, and last the group the
+   * member belongs to directly; undefined when it is not a member at all.
+   * The shortest such path (ExplainPermission names it).
+   */
+  async pathToMember(groupId: string, member: GroupMember): Promise<string[] | undefined> {
+    const direct = "userId" in member ? sql`gm.user_id = ${member.userId}` : sql`gm.member_group_id = ${member.groupId}`;
+    const result = await sql<{ path: string[] }>`
+      with recursive down(grp, path) as (
+        select ${groupId}::text, array[${groupId}::text]
+        union all
+        select gm.member_group_id, down.path || gm.member_group_id
+        from group_members gm join down on gm.group_id = down.grp
+        where gm.member_group_id is not null and not gm.member_group_id = any(down.path) and cardinality(down.path) < 64
+      )
+      select down.path from down
+      where exists (select 1 from group_members gm where gm.group_id = down.grp and ${direct})
+      order by cardinality(down.path), down.path
+      limit 1
+    `.execute(this.db);
+    return result.rows[0]?.path;
   }
 
   /**

@@ -55,9 +55,22 @@ export class Repositories {
     this.backup = new BackupRepo(db);
   }
 
-  /** Deletes rows by id and everything depending on them; returns all removed and changed rows. */
-  cascadeDelete(table: TableName, ids: readonly string[]): Promise<CascadeResult> {
-    return cascadeDelete(this.db, table, ids);
+  /**
+   * Deletes rows by id and everything depending on them; returns all removed
+   * and changed rows. A group deleted from inside others takes its members
+   * out of those groups' closure too (the rows that only it implied).
+   */
+  async cascadeDelete(table: TableName, ids: readonly string[]): Promise<CascadeResult> {
+    const result = await cascadeDelete(this.db, table, ids);
+    const gone = new Set(result.removed.flatMap((r) => (r.table === "groups" ? [r.row.id] : [])));
+    const above = new Set(
+      result.removed.flatMap((r) => (r.table === "group_members" && r.row.member_group_id !== null && !gone.has(r.row.group_id) ? [r.row.group_id] : [])),
+    );
+    if (above.size === 0) return result;
+    const closure = await this.groups.refreshClosure([...above]);
+    // Removing a member never adds to a closure; a row added here would mean the closure was already wrong.
+    if (closure.added.length > 0) throw new Error(`group closure was missing ${closure.added.length} rows before a cascade`);
+    return { removed: [...result.removed, ...closure.removed.map((row) => ({ table: "group_closure" as const, row }))], changed: result.changed };
   }
 
   /**

@@ -395,6 +395,31 @@ describe.each<ClientKind>(["connect", "grpc-js"])("DirectoryService over %s", (k
       );
     });
 
+    it("groups nest at any depth (SpiceDB holds the closure): a member added three levels down, a diamond cut one side at a time, a nested group deleted; users and the group's members answer at each change's token", async () => {
+      const [top, left, right, bottom] = [id("g-top"), id("g-left"), id("g-right"), id("g-bottom")];
+      for (const g of [top, left, right, bottom]) await c.directory.createGroup({ actor: ann, organizationId: org, groupId: g, name: g });
+      // top ⊇ left, right ⊇ bottom: bottom is reached two ways.
+      await c.directory.addGroupMember({ actor: ann, groupId: top, member: group(left) });
+      await c.directory.addGroupMember({ actor: ann, groupId: top, member: group(right) });
+      await c.directory.addGroupMember({ actor: ann, groupId: left, member: group(bottom) });
+      await c.directory.addGroupMember({ actor: ann, groupId: right, member: group(bottom) });
+      const deep = ws(id("ws-deep"));
+      await c.directory.createWorkspace({ actor: ann, organizationId: org, workspaceId: deep.id, name: "Deep" });
+      await c.directory.setWorkspacePermission({ actor: ann, workspaceId: deep.id, subject: group(top), level: WorkspaceLevel.VIEW });
+      const answers = (token: string) => allowedEach([[deep, "view", user(dave)], [deep, "view", group(bottom)], [deep, "view", group(left)]], token);
+
+      expect(await answers((await c.directory.addGroupMember({ actor: ann, groupId: bottom, member: user(dave) })).consistencyToken)).toEqual([true, true, true]);
+      expect(await answers((await c.directory.removeGroupMember({ actor: ann, groupId: left, member: group(bottom) })).consistencyToken)).toEqual([true, true, true]);
+      expect(await answers((await c.directory.removeGroupMember({ actor: ann, groupId: right, member: group(bottom) })).consistencyToken)).toEqual([false, false, true]);
+      expect(await answers((await c.directory.addGroupMember({ actor: ann, groupId: left, member: group(bottom) })).consistencyToken)).toEqual([true, true, true]);
+      expect(await answers((await c.directory.deleteGroup({ actor: ann, groupId: bottom })).consistencyToken)).toEqual([false, false, true]);
+      // A member of a group that stays, directly and through a nested group at once: cutting one way keeps them.
+      await c.directory.addGroupMember({ actor: ann, groupId: left, member: user(dave) });
+      expect(await answers((await c.directory.addGroupMember({ actor: ann, groupId: top, member: user(dave) })).consistencyToken)).toEqual([true, false, true]);
+      expect(await answers((await c.directory.removeGroupMember({ actor: ann, groupId: top, member: user(dave) })).consistencyToken)).toEqual([true, false, true]);
+      expect(await answers((await c.directory.removeGroupMember({ actor: ann, groupId: left, member: user(dave) })).consistencyToken)).toEqual([false, false, true]);
+    });
+
     it("a cycle of groups is refused with FAILED_PRECONDITION", async () => {
       const [a, b, cc] = [id("g-cyc-a"), id("g-cyc-b"), id("g-cyc-c")];
       for (const g of [a, b, cc]) await c.directory.createGroup({ actor: ann, organizationId: org, groupId: g, name: g });

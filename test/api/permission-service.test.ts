@@ -102,6 +102,41 @@ describe.each<ClientKind>(["connect", "grpc-js"])("PermissionService over %s", (
     expect(viewing.explanation).not.toMatch(/or more|_role|_level/);
   });
 
+  it("R8: ExplainPermission names each nested group between a user and the grant, though SpiceDB holds only the closure; and explains a group's members as a subject", async () => {
+    const erin = `${p}-erin`;
+    const team = `${p}-emea-team`;
+    await c.directory.createUser({ actor: PLATFORM_ADMIN, userId: erin, email: `${erin}@acme.example`, displayName: "Erin" });
+    await c.directory.createGroup({ actor: `${p}-alice`, organizationId: `${p}-acme`, groupId: team, name: "EMEA team" });
+    await c.directory.addGroupMember({ actor: `${p}-alice`, groupId: team, member: user(erin) });
+    const nested = await c.directory.addGroupMember({ actor: `${p}-alice`, groupId: `${p}-analysts`, member: { type: "group", id: team, relation: "" } });
+    const asUser = await c.permission.explainPermission({ resource: ws(`${p}-emea`), permission: "analyze", subject: user(erin), consistency: fresh(nested.consistencyToken) });
+    expect(asUser.allowed).toBe(true);
+    expect(asUser.explanation).toContain(`user ${erin} is a member of group ${team}, and group ${team} is a member of group ${p}-analysts, and group ${p}-analysts has ANALYZE on workspace ${p}-emea`);
+    const asGroup = await c.permission.explainPermission({ resource: ws(`${p}-emea`), permission: "analyze", subject: { type: "group", id: team, relation: "member" }, consistency: fresh(nested.consistencyToken) });
+    expect(asGroup.allowed).toBe(true);
+    expect(asGroup.explanation).toContain(`group ${team} is a member of group ${p}-analysts, and group ${p}-analysts has ANALYZE on workspace ${p}-emea`);
+    expect(asGroup.explanation).not.toContain("group|");
+    const direct = await c.permission.explainPermission({ resource: ws(`${p}-emea`), permission: "analyze", subject: { type: "group", id: `${p}-analysts`, relation: "member" }, consistency: fresh(nested.consistencyToken) });
+    expect(direct.explanation).toContain(`group ${p}-analysts has ANALYZE on workspace ${p}-emea`);
+    expect(direct.explanation).not.toMatch(/is a member of group/);
+
+    // The group's members as a subject, in checks and lookups, hold what a group containing it holds.
+    const team$ = { type: "group", id: team, relation: "member" };
+    const checked = await c.permission.checkPermission({ resource: ws(`${p}-emea-sales`), permission: "analyze", subject: team$, consistency: fresh(nested.consistencyToken) });
+    expect(checked.allowed).toBe(true);
+    const resources = await collect(c.permission.lookupResources({ resourceType: "workspace", permission: "analyze", subject: team$, consistency: fresh(nested.consistencyToken) }));
+    expect(resources.map((r) => r.resourceId).sort()).toEqual([`${p}-emea`, `${p}-emea-sales`]);
+    const groups = await collect(c.permission.lookupSubjects({ resource: ws(`${p}-emea`), permission: "analyze", subjectType: "group", consistency: fresh(nested.consistencyToken) }));
+    expect(groups.map((g) => g.subjectId).sort()).toEqual([`${p}-analysts`, team].sort());
+    const users = await collect(c.permission.lookupSubjects({ resource: ws(`${p}-emea`), permission: "analyze", subjectType: "user", consistency: fresh(nested.consistencyToken) }));
+    expect(users.map((u) => u.subjectId).sort()).toEqual([`${p}-alice`, `${p}-carol`, erin].sort());
+
+    // Un-nested: neither erin nor the team has it any more (and the tests below see the tenant as before).
+    const cut = await c.directory.removeGroupMember({ actor: `${p}-alice`, groupId: `${p}-analysts`, member: { type: "group", id: team, relation: "" } });
+    const after = await c.permission.checkBulkPermissions({ items: [user(erin), team$].map((subject) => ({ resource: ws(`${p}-emea`), permission: "analyze", subject })), consistency: fresh(cut.consistencyToken) });
+    expect(after.results.map((r) => r.allowed)).toEqual([false, false]);
+  });
+
   it("issue 10: ExplainPermission on an object that does not exist says so", async () => {
     const ghost = await c.permission.explainPermission({ resource: { type: "dashboard", id: `${p}-ghost` }, permission: "view", subject: user(`${p}-bob`), consistency: fresh(token) });
     expect([ghost.allowed, ghost.decision]).toEqual([false, Decision.DENIED]);
@@ -203,6 +238,7 @@ describe.each<ClientKind>(["connect", "grpc-js"])("PermissionService over %s", (
       [() => c.permission.checkPermission({ resource: { type: "dashbord", id: "q3" }, permission: "view", subject: user("x") }), /^resource\.type: unknown type "dashbord"/],
       [() => c.permission.checkPermission({ resource: ws("emea"), permission: "view", subject: user("bad id!") }), /^subject\.id: "bad id!" is not a valid id/],
       [() => c.permission.checkPermission({ resource: ws("emea"), permission: "view", subject: { type: "workspace", id: "x", relation: "" } }), /^subject\.type:/],
+      [() => c.permission.checkPermission({ resource: ws("emea"), permission: "view", subject: user("group|analysts") }), /^subject\.id: user ids starting "group\|" are sharegraph's stand-ins for a group's members; ask about subject group "analysts" instead/],
       [() => c.permission.checkPermission({ resource: ws("emea"), permission: "parent", subject: user("x") }), /^permission: "parent" is not a permission of workspace/],
       [
         () => c.permission.checkPermission({ resource: ws("emea"), permission: "view", subject: user("x"), consistency: fresh("garbage!") }),

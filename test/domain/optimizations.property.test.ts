@@ -5,7 +5,7 @@ import type { App } from "../../src/app.js";
 import { DomainError } from "../../src/domain/errors.js";
 import { CUMULATIVE_RELATIONS, deriveAll } from "../../src/domain/graph.js";
 import { createEmbeddedEngine } from "../../src/engine/embedded.js";
-import type { CheckItem, Engine, RelationshipUpdate } from "../../src/engine/engine.js";
+import type { CheckItem, Engine, Relationship, RelationshipUpdate, SubjectRef } from "../../src/engine/engine.js";
 import type { RoleName } from "../../src/store/database.js";
 import { formatRelationship, parseRelationship } from "../../src/sync/relationship-text.js";
 import { PLATFORM_ADMIN, startTestServer, type TestServer } from "../support/server.js";
@@ -28,6 +28,11 @@ const ROLES: RoleName[] = ["viewer", "sharer", "editor", "manager"];
 const CONTENT_PERMISSIONS = ["view", "share", "edit", "manage", "delete"];
 const FOLDER_PERMISSIONS = [...CONTENT_PERMISSIONS, "see_name"];
 
+type GroupOp =
+  | { kind: "nest"; pair: number; on: boolean }
+  | { kind: "member"; group: GroupName; user: string; on: boolean }
+  | { kind: "drop"; group: GroupName };
+
 type Op =
   | { kind: "folder"; parent: number; ws: number }
   | { kind: "content"; folder: number; ws: number }
@@ -36,7 +41,19 @@ type Op =
   | { kind: "share"; what: "folder" | "content"; index: number; subject: string; role: RoleName }
   | { kind: "unshare"; what: "folder" | "content"; index: number; subject: string }
   | { kind: "level"; user: string; ws: number; level: "view" | "analyze" | "manage" | "none" }
-  | { kind: "nest"; inner: string; outer: string; on: boolean };
+  | GroupOp;
+
+type GroupName = "inner" | "mid" | "outer";
+/** Nestings the random changes make and unmake: inner in mid, mid in outer, inner in outer. */
+const NESTINGS: ReadonlyArray<readonly [GroupName, GroupName]> = [
+  ["inner", "mid"],
+  ["mid", "outer"],
+  ["inner", "outer"],
+];
+const groupArb = fc.constantFrom<GroupName>("inner", "mid", "outer");
+const nestArb = fc.record({ kind: fc.constant("nest" as const), pair: fc.integer({ min: 0, max: NESTINGS.length - 1 }), on: fc.boolean() });
+const memberArb = fc.record({ kind: fc.constant("member" as const), group: groupArb, user: fc.constantFrom("u1", "u2", "u3"), on: fc.boolean() });
+const dropArb = fc.record({ kind: fc.constant("drop" as const), group: groupArb });
 
 const WORKSPACE_PERMISSIONS = ["manage", "analyze", "view", "view_in_tree", "view_all_content", "eligible", "eligible_native", "create_content", "change_permissions"];
 /**
@@ -46,7 +63,7 @@ const WORKSPACE_PERMISSIONS = ["manage", "analyze", "view", "view_in_tree", "vie
  */
 const CLOSURE_RELATIONS = new Set(["ancestor", "ancestor_or_self", "descendant_or_self", "relative", ...CUMULATIVE_RELATIONS]);
 
-const SUBJECTS = [...USERS, "g:outer", "g:inner"];
+const SUBJECTS = [...USERS, "g:outer", "g:mid", "g:inner"];
 const index = fc.integer({ min: 0, max: 7 });
 /** A random tree with grants: folders, items in them, roles on both. */
 const setupArb: fc.Arbitrary<Op[]> = fc
@@ -91,7 +108,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       level: fc.constantFrom("view" as const, "analyze" as const, "manage" as const, "none" as const),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("nest" as const), inner: fc.constant("inner"), outer: fc.constant("outer"), on: fc.boolean() }) },
+  { weight: 2, arbitrary: nestArb },
+  { weight: 2, arbitrary: memberArb },
+  { weight: 1, arbitrary: dropArb },
 );
 
 let server: TestServer;
@@ -117,17 +136,54 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** Brings the reference engine to what the store implies, without the closure. */
+/**
+ * Brings the reference engine to what the store implies, without the
+ * closures: group membership as written (a nested group is a
+ * `group#member` subject), not its closure.
+ */
 async function syncReference(): Promise<void> {
-  const expected = new Set(
-    (await app.domain.store.transaction((tx) => deriveAll(tx), "repeatable read")).filter((r) => !CLOSURE_RELATIONS.has(r.relation)).map(formatRelationship),
-  );
+  const { derived, memberships } = await app.domain.store.transaction(async (tx) => ({ derived: await deriveAll(tx), memberships: await tx.all("group_members") }), "repeatable read");
+  const groupClosure = (r: Relationship) => r.resource.type === "group" && (r.relation === "member" || r.relation === "within");
+  const expected = new Set([
+    ...derived.filter((r) => !CLOSURE_RELATIONS.has(r.relation) && !groupClosure(r)).map(formatRelationship),
+    ...memberships.map((m) => (m.user_id !== null ? `group:${m.group_id}#member@user:${m.user_id}` : `group:${m.group_id}#member@group:${m.member_group_id}#member`)),
+  ]);
   const updates: RelationshipUpdate[] = [
     ...[...referenceState].filter((r) => !expected.has(r)).map((r) => ({ op: "delete" as const, relationship: parseRelationship(r) })),
     ...[...expected].filter((r) => !referenceState.has(r)).map((r) => ({ op: "touch" as const, relationship: parseRelationship(r) })),
   ];
   for (let i = 0; i < updates.length; i += 1000) await reference.write(updates.slice(i, i + 1000));
   referenceState = expected;
+}
+
+/**
+ * Three groups, inner (u2) in mid (nobody) in outer (u3), that random
+ * changes nest in one another, fill, empty and delete; subjects "g:<name>"
+ * are their members.
+ */
+async function makeGroups(p: string) {
+  const { directory } = app.domain;
+  const ids: Record<GroupName, string> = { inner: `${p}-inner`, mid: `${p}-mid`, outer: `${p}-outer` };
+  for (const [name, id] of Object.entries(ids)) await directory.createGroup("owner", "opt", { id, name });
+  await directory.addGroupMember("owner", ids.inner, { kind: "user", id: "u2" });
+  await directory.addGroupMember("owner", ids.outer, { kind: "user", id: "u3" });
+  // Nested from the start (inner in mid in outer), so that membership changes below reach groups two levels up.
+  await directory.addGroupMember("owner", ids.mid, { kind: "group", id: ids.inner });
+  await directory.addGroupMember("owner", ids.outer, { kind: "group", id: ids.mid });
+  const subject = (s: string) => (s.startsWith("g:") ? ({ kind: "group", id: ids[s.slice(2) as GroupName] } as const) : ({ kind: "user", id: s } as const));
+  const change = async (op: GroupOp): Promise<string> => {
+    if (op.kind === "drop") return (await directory.deleteGroup("owner", ids[op.group])).token;
+    if (op.kind === "member") {
+      const member = { kind: "user", id: op.user } as const;
+      return (op.on ? await directory.addGroupMember("owner", ids[op.group], member) : await directory.removeGroupMember("owner", ids[op.group], member)).token;
+    }
+    const [inner, outer] = NESTINGS[op.pair]!;
+    const member = { kind: "group", id: ids[inner] } as const;
+    return (op.on ? await directory.addGroupMember("owner", ids[outer], member) : await directory.removeGroupMember("owner", ids[outer], member)).token;
+  };
+  /** Who every question is asked about: each user, and the members of each group (a subject set in the reference). */
+  const everyone: SubjectRef[] = [...USERS.map((id) => ({ type: "user", id })), ...Object.values(ids).map((id) => ({ type: "group", id, relation: "member" }))];
+  return { ids, subject, change, everyone };
 }
 
 describe("closures and caches never change an answer", () => {
@@ -176,14 +232,9 @@ describe("closures and caches never change an answer", () => {
         const workspaces = [`${p}-w0`, `${p}-w1`];
         await directory.createWorkspace("owner", "opt", { id: workspaces[0]!, name: "W0" });
         await directory.createWorkspace("owner", "opt", { id: workspaces[1]!, name: "W1", parentId: workspaces[0] });
-        const outer = `${p}-outer`;
-        const inner = `${p}-inner`;
-        await directory.createGroup("owner", "opt", { id: outer, name: "Outer" });
-        await directory.createGroup("owner", "opt", { id: inner, name: "Inner" });
-        await directory.addGroupMember("owner", inner, { kind: "user", id: "u2" });
-        await directory.addGroupMember("owner", outer, { kind: "user", id: "u3" });
+        const groups = await makeGroups(p);
         for (const u of USERS) await directory.setWorkspacePermission("owner", workspaces[0]!, { kind: "user", id: u }, "view");
-        for (const g of [outer, inner]) await directory.setWorkspacePermission("owner", workspaces[0]!, { kind: "group", id: g }, "view");
+        for (const g of Object.values(groups.ids)) await directory.setWorkspacePermission("owner", workspaces[0]!, { kind: "group", id: g }, "view");
         const folders: Array<{ id: string; ws: number }> = [];
         const contents: Array<{ id: string; ws: number }> = [];
         /** -1: the workspace root; else one of the workspace's folders (wrapping around). */
@@ -191,8 +242,7 @@ describe("closures and caches never change an answer", () => {
           const inWs = folders.filter((f) => f.ws === ws);
           return i < 0 || inWs.length === 0 ? undefined : inWs[i % inWs.length];
         };
-        const subject = (s: string) =>
-          s === "g:outer" ? ({ kind: "group", id: outer } as const) : s === "g:inner" ? ({ kind: "group", id: inner } as const) : ({ kind: "user", id: s } as const);
+        const subject = groups.subject;
         const target = (what: "folder" | "content", i: number) => {
           const list = what === "folder" ? folders : contents;
           const entry = list[i % Math.max(1, list.length)];
@@ -257,9 +307,9 @@ describe("closures and caches never change an answer", () => {
                     : (await directory.setWorkspacePermission("owner", workspaces[op.ws]!, { kind: "user", id: op.user }, op.level)).token;
                 break;
               case "nest":
-                token = op.on
-                  ? (await directory.addGroupMember("owner", outer, { kind: "group", id: inner })).token
-                  : (await directory.removeGroupMember("owner", outer, { kind: "group", id: inner })).token;
+              case "member":
+              case "drop":
+                token = await groups.change(op);
                 break;
             }
           } catch (err) {
@@ -270,15 +320,15 @@ describe("closures and caches never change an answer", () => {
           if (!compare) continue;
           await syncReference();
           const items: CheckItem[] = [];
-          for (const f of folders) for (const u of USERS) for (const permission of FOLDER_PERMISSIONS) items.push({ resource: { type: "folder", id: f.id }, permission, subject: { type: "user", id: u } });
-          for (const c of contents) for (const u of USERS) for (const permission of CONTENT_PERMISSIONS) items.push({ resource: { type: "dashboard", id: c.id }, permission, subject: { type: "user", id: u } });
+          for (const f of folders) for (const who of groups.everyone) for (const permission of FOLDER_PERMISSIONS) items.push({ resource: { type: "folder", id: f.id }, permission, subject: who });
+          for (const c of contents) for (const who of groups.everyone) for (const permission of CONTENT_PERMISSIONS) items.push({ resource: { type: "dashboard", id: c.id }, permission, subject: who });
           if (items.length === 0) continue;
           const ours = await permissions.checkBulk(items, token ? { kind: "at_least_as_fresh", token } : { kind: "fully_consistent" });
           const theirs = await reference.checkBulk(items, { kind: "fully_consistent" });
           const differ = items.flatMap((item, i) =>
             ours.results[i]!.allowed === theirs.results[i]!.allowed
               ? []
-              : [`${item.subject.id} ${item.permission} ${item.resource.type}:${item.resource.id}: sharegraph ${ours.results[i]!.allowed}, reference ${theirs.results[i]!.allowed}`],
+              : [`${item.subject.type}:${item.subject.id} ${item.permission} ${item.resource.type}:${item.resource.id}: sharegraph ${ours.results[i]!.allowed}, reference ${theirs.results[i]!.allowed}`],
           );
           expect(differ, `after ${JSON.stringify(op)}`).toEqual([]);
         }
@@ -294,8 +344,7 @@ describe("closures and caches never change an answer", () => {
       | { kind: "level"; subject: string; index: number; level: "view" | "analyze" | "manage" | "none" }
       | { kind: "guest" | "see"; subject: string; index: number; on: boolean }
       | { kind: "content"; index: number; subject: string; role: RoleName }
-      | { kind: "member"; user: string; on: boolean }
-      | { kind: "nest"; on: boolean };
+      | GroupOp;
     const wsIndex = fc.integer({ min: 0, max: 9 });
     const subjectArb = fc.constantFrom(...SUBJECTS);
     const levelArb = fc.record({ kind: fc.constant("level" as const), subject: subjectArb, index: wsIndex, level: fc.constantFrom("view" as const, "analyze" as const, "manage" as const, "none" as const) });
@@ -311,20 +360,15 @@ describe("closures and caches never change an answer", () => {
       { weight: 4, arbitrary: levelArb },
       { weight: 2, arbitrary: fc.record({ kind: fc.constantFrom("guest" as const, "see" as const), subject: subjectArb, index: wsIndex, on: fc.boolean() }) },
       { weight: 2, arbitrary: contentArb },
-      { weight: 1, arbitrary: fc.record({ kind: fc.constant("member" as const), user: fc.constantFrom(...USERS), on: fc.boolean() }) },
-      { weight: 1, arbitrary: fc.record({ kind: fc.constant("nest" as const), on: fc.boolean() }) },
+      { weight: 2, arbitrary: memberArb },
+      { weight: 2, arbitrary: nestArb },
+      { weight: 1, arbitrary: dropArb },
     );
     await fc.assert(
       fc.asyncProperty(treeArb, fc.array(changeArb, { minLength: 3, maxLength: 8 }), async (setup, changes) => {
         const p = `t${++run}`;
-        const outer = `${p}-outer`;
-        const inner = `${p}-inner`;
-        await directory.createGroup("owner", "opt", { id: outer, name: "Outer" });
-        await directory.createGroup("owner", "opt", { id: inner, name: "Inner" });
-        await directory.addGroupMember("owner", inner, { kind: "user", id: "u2" });
-        await directory.addGroupMember("owner", outer, { kind: "user", id: "u3" });
-        const subject = (s: string) =>
-          s === "g:outer" ? ({ kind: "group", id: outer } as const) : s === "g:inner" ? ({ kind: "group", id: inner } as const) : ({ kind: "user", id: s } as const);
+        const groups = await makeGroups(p);
+        const subject = groups.subject;
         let workspaces: string[] = [];
         let contents: string[] = [];
         const pick = (i: number) => (workspaces.length === 0 ? undefined : workspaces[i % workspaces.length]);
@@ -383,14 +427,9 @@ describe("closures and caches never change an answer", () => {
                 break;
               }
               case "member":
-                token = op.on
-                  ? (await directory.addGroupMember("owner", inner, { kind: "user", id: op.user })).token
-                  : (await directory.removeGroupMember("owner", inner, { kind: "user", id: op.user })).token;
-                break;
               case "nest":
-                token = op.on
-                  ? (await directory.addGroupMember("owner", outer, { kind: "group", id: inner })).token
-                  : (await directory.removeGroupMember("owner", outer, { kind: "group", id: inner })).token;
+              case "drop":
+                token = await groups.change(op);
                 break;
             }
           } catch (err) {
@@ -401,15 +440,15 @@ describe("closures and caches never change an answer", () => {
           if (!compare) continue;
           await syncReference();
           const items: CheckItem[] = [];
-          for (const w of workspaces) for (const u of USERS) for (const permission of WORKSPACE_PERMISSIONS) items.push({ resource: { type: "workspace", id: w }, permission, subject: { type: "user", id: u } });
-          for (const c of contents) for (const u of USERS) for (const permission of CONTENT_PERMISSIONS) items.push({ resource: { type: "dashboard", id: c }, permission, subject: { type: "user", id: u } });
+          for (const w of workspaces) for (const who of groups.everyone) for (const permission of WORKSPACE_PERMISSIONS) items.push({ resource: { type: "workspace", id: w }, permission, subject: who });
+          for (const c of contents) for (const who of groups.everyone) for (const permission of CONTENT_PERMISSIONS) items.push({ resource: { type: "dashboard", id: c }, permission, subject: who });
           if (items.length === 0) continue;
           const ours = await permissions.checkBulk(items, token ? { kind: "at_least_as_fresh", token } : { kind: "fully_consistent" });
           const theirs = await reference.checkBulk(items, { kind: "fully_consistent" });
           const differ = items.flatMap((item, i) =>
             ours.results[i]!.allowed === theirs.results[i]!.allowed
               ? []
-              : [`${item.subject.id} ${item.permission} ${item.resource.type}:${item.resource.id}: sharegraph ${ours.results[i]!.allowed}, reference ${theirs.results[i]!.allowed}`],
+              : [`${item.subject.type}:${item.subject.id} ${item.permission} ${item.resource.type}:${item.resource.id}: sharegraph ${ours.results[i]!.allowed}, reference ${theirs.results[i]!.allowed}`],
           );
           expect(differ, `after ${JSON.stringify(op)}`).toEqual([]);
         }

@@ -6,14 +6,18 @@
  * relationships the closure of its workspaces and their `parent`
  * relationships (as the store keeps them); and each grant and workspace
  * level must come with the cumulative relations graph.ts writes beside it
- * (view_role …, view_level …). Otherwise the files would prove answers for
- * data sharegraph never writes.
+ * (view_role …, view_level …); and group membership must be a closure
+ * (each group's stand-in is its member, and a group whose stand-in is in
+ * another has all its members there too), with no nested `group#member`
+ * subject left. Otherwise the
+ * files would prove answers for data sharegraph never writes.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { CUMULATIVE_RELATIONS, CUMULATIVE_ROLE_RELATIONS, CUMULATIVE_WORKSPACE_RELATIONS } from "../../src/domain/graph.js";
+import { groupStandIn } from "../../src/engine/group-subjects.js";
 
 const DIR = join(import.meta.dirname, "../../schema/validations");
 
@@ -100,5 +104,31 @@ describe("validation files carry the cumulative role relations", () => {
   it("r1-inheritance.yaml grants every content role, so each cumulative relation is exercised", () => {
     const relations = new Set(linesOf("r1-inheritance.yaml").map((l) => /#([a-z_]+)@/.exec(l)?.[1]));
     for (const r of ["view_role", "share_role", "edit_role"]) expect(relations).toContain(r);
+  });
+});
+
+describe("validation files carry the group closure", () => {
+  for (const file of files) {
+    it(`${file}: each group has its stand-in; a group's members (stand-ins included) are members of every group its stand-in is in; no nested member relationship`, () => {
+      const lines = linesOf(file);
+      const members = new Map<string, Set<string>>();
+      const groups = lines.flatMap((l) => /^group:([^#]+)#organization@/.exec(l)?.[1] ?? []);
+      for (const line of lines) {
+        expect(line, "nesting is written as the closure, not as group#member subjects").not.toMatch(/^group:[^#]+#member@group:/);
+        const member = /^group:([^#]+)#member@user:(\S+)$/.exec(line);
+        if (member) members.set(member[1]!, (members.get(member[1]!) ?? new Set()).add(member[2]!));
+      }
+      for (const group of groups) expect(members.get(group)?.has(groupStandIn(group)), `stand-in of group ${group}`).toBe(true);
+      for (const outer of groups) {
+        for (const inner of groups) {
+          if (inner === outer || !members.get(outer)?.has(groupStandIn(inner))) continue;
+          for (const user of members.get(inner) ?? []) expect(members.get(outer)?.has(user), `${user} of group ${inner} in group ${outer}`).toBe(true);
+        }
+      }
+    });
+  }
+
+  it("r1-inheritance.yaml nests a group, so the closure is exercised", () => {
+    expect(linesOf("r1-inheritance.yaml")).toContain(`group:analysts#member@user:${groupStandIn("emea")}`);
   });
 });

@@ -13,6 +13,7 @@ const TABLES: readonly TableName[] = [
   "organization_members",
   "groups",
   "group_members",
+  "group_closure",
   "workspaces",
   "workspace_access",
   "workspace_ancestors",
@@ -34,6 +35,8 @@ function keyOf(table: TableName, row: Record<string, unknown>): string {
       return `${table}:${String(row["workspace_id"])}/${String(row["ancestor_id"])}`;
     case "folder_ancestors":
       return `${table}:${String(row["folder_id"])}/${String(row["ancestor_id"])}`;
+    case "group_closure":
+      return `${table}:${String(row["group_id"])}/${String(row["user_id"] ?? `group ${String(row["member_group_id"])}`)}`;
     default:
       return `${table}:${String(row["id"])}`;
   }
@@ -150,6 +153,8 @@ describe("cascade", () => {
     await tx.groups.addMember("acme-admins", { userId: "ann" });
     await tx.groups.addMember("globex-partners", { groupId: "acme-staff" });
     await tx.groups.addMember("globex-partners", { userId: "carl" });
+    // As the domain does after each membership change (store/groups.ts).
+    await tx.groups.refreshClosure(["acme-staff", "acme-admins", "globex-partners"]);
 
     await tx.workspaces.insert({ id: "acme-root", organization_id: "acme", name: "Root" });
     await tx.workspaces.insert({ id: "acme-emea", organization_id: "acme", parent_id: "acme-root", name: "EMEA" });
@@ -184,7 +189,7 @@ describe("cascade", () => {
         "entity_members:acme-sales/bob",
         "entity_members:globex-ops/bob",
         ...[...before.values()]
-          .filter(({ table, row }) => (table === "group_members" || table === "workspace_access") && row["user_id"] === "bob")
+          .filter(({ table, row }) => (table === "group_members" || table === "group_closure" || table === "workspace_access") && row["user_id"] === "bob")
           .map(({ table, row }) => keyOf(table, row)),
       ].sort(),
     );

@@ -116,7 +116,7 @@ describe("migrations", () => {
   });
   it("0009: an existing workspace tree gets its closure, and the outbox carries its relationships to SpiceDB after the batches already pending", async () => {
     const db = kyselyOf(store);
-    expectSuccess(await migrator().migrateTo("0008_service_relationships"), "Down", ["0010_cumulative_roles", "0009_workspace_ancestors"]);
+    expectSuccess(await migrator().migrateTo("0008_service_relationships"), "Down", ["0011_group_closure", "0010_cumulative_roles", "0009_workspace_ancestors"]);
     // A chain of 40 workspaces (780 closure rows) and a lone root.
     await sql`insert into organizations (id, name) values ('acme', 'Acme')`.execute(db);
     await sql`insert into workspaces (id, organization_id, parent_id, name) values ('w00', 'acme', null, 'w00'), ('lone', 'acme', null, 'lone')`.execute(db);
@@ -155,7 +155,7 @@ describe("migrations", () => {
 
   it("0010: every existing grant and workspace level gets its cumulative relationships, sent through the outbox after the batches already pending", async () => {
     const db = kyselyOf(store);
-    expectSuccess(await migrator().migrateDown(), "Down", ["0010_cumulative_roles"]);
+    expectSuccess(await migrator().migrateTo("0009_workspace_ancestors"), "Down", ["0011_group_closure", "0010_cumulative_roles"]);
     await sql`insert into organizations (id, name) values ('acme', 'Acme')`.execute(db);
     await sql`insert into users (id, email) values ('ann', 'ann@acme.test'), ('bob', 'bob@acme.test')`.execute(db);
     await sql`insert into groups (id, organization_id, name) values ('sales', 'acme', 'Sales')`.execute(db);
@@ -178,7 +178,7 @@ describe("migrations", () => {
         ('w', 'guest', null, 'ann', null), ('w', 'see', null, 'bob', null)`.execute(db);
     const pending = await store.transaction((tx) => tx.outbox.append([{ o: "t", r: "organization:acme#platform@platform:sharegraph" }]));
 
-    expectSuccess(await migrator().migrateUp(), "Up", ["0010_cumulative_roles"]);
+    expectSuccess(await migrator().migrateTo("0010_cumulative_roles"), "Up", ["0010_cumulative_roles"]);
 
     // What the application derives (graph.ts), less what was already written: the grant or level itself.
     const grants = await db.selectFrom("grants").selectAll().execute();
@@ -198,5 +198,46 @@ describe("migrations", () => {
     const ops = batches.flatMap((b) => b.ops);
     expect(ops.every((op) => op.o === "t")).toBe(true);
     expect(ops.map((op) => op.r).sort()).toEqual(cumulative.sort());
+  });
+
+  it("0011: existing nested groups become their closure, and the outbox replaces the nested relationships with it after the batches already pending", async () => {
+    const db = kyselyOf(store);
+    expectSuccess(await migrator().migrateDown(), "Down", ["0011_group_closure"]);
+    await sql`insert into organizations (id, name) values ('initech', 'Initech')`.execute(db);
+    await sql`insert into users (id, email) select 'g' || i, 'g' || i || '@initech.test' from generate_series(0, 599) i`.execute(db);
+    // A diamond (top ⊇ left, right ⊇ bottom), a chain of 4 under bottom, and 600 users spread over them.
+    const groups = ["top", "left", "right", "bottom", "c1", "c2", "c3", "c4"];
+    for (const g of groups) await sql`insert into groups (id, organization_id, name) values (${g}, 'initech', ${g})`.execute(db);
+    const nestings: Array<[string, string]> = [["top", "left"], ["top", "right"], ["left", "bottom"], ["right", "bottom"], ["bottom", "c1"], ["c1", "c2"], ["c2", "c3"], ["c3", "c4"]];
+    for (const [outer, inner] of nestings) await sql`insert into group_members (group_id, member_group_id) values (${outer}, ${inner})`.execute(db);
+    await sql`
+      insert into group_members (group_id, user_id)
+      select (array['top', 'left', 'right', 'bottom', 'c1', 'c2', 'c3', 'c4'])[i % 8 + 1], 'g' || i from generate_series(0, 599) i`.execute(db);
+    const pending = await store.transaction((tx) => tx.outbox.append([{ o: "t", r: "organization:initech#platform@platform:sharegraph" }]));
+
+    expectSuccess(await migrator().migrateUp(), "Up", ["0011_group_closure"]);
+
+    // The closure the migration wrote is the one the store keeps: a refresh of every group changes nothing.
+    const everyGroup = (await db.selectFrom("groups").select("id").execute()).map((g) => g.id);
+    expect(await store.transaction((tx) => tx.groups.refreshClosure(everyGroup))).toEqual({ added: [], removed: [] });
+    const closure = await db.selectFrom("group_closure").selectAll().execute();
+    // top holds all 600 users and the 7 groups below it; c4 holds its 75 users.
+    expect(closure.filter((r) => r.group_id === "top" && r.user_id !== null)).toHaveLength(600);
+    expect(closure.filter((r) => r.group_id === "top" && r.member_group_id !== null)).toHaveLength(7);
+    expect(closure.filter((r) => r.group_id === "c4")).toHaveLength(75);
+
+    // What the application derives (graph.ts): the stand-ins and the closure, touched; the nested relationships, deleted.
+    const derived = [
+      ...(await db.selectFrom("groups").selectAll().execute()).flatMap((g) => deriveRow("groups", g)).filter((r) => r.relation === "member"),
+      ...closure.flatMap((r) => deriveRow("group_closure", r)),
+    ].map(formatRelationship);
+    const nested = nestings.map(([outer, inner]) => `group:${outer}#member@group:${inner}#member`);
+    const batches = await db.selectFrom("outbox").selectAll().where("id", ">", pending).orderBy("id").execute();
+    expect(batches.every((b) => b.applied_at === null && b.ops.length === b.op_count && b.op_count <= 1000)).toBe(true);
+    const ops = batches.flatMap((b) => b.ops);
+    expect(ops.filter((op) => op.o === "t").map((op) => op.r).sort()).toEqual(derived.sort());
+    expect(ops.filter((op) => op.o === "d").map((op) => op.r).sort()).toEqual(nested.sort());
+    // Touches first: no member loses access between two batches.
+    expect(ops.findIndex((op) => op.o === "d")).toBe(ops.length - nested.length);
   });
 });

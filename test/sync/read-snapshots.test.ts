@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DecisionCachingEngine } from "../../src/engine/decision-cache.js";
+import type { DecisionCachingEngine } from "../../src/engine/decision-cache.js";
 import { SNAPSHOT_REFRESH_MS } from "../../src/sync/consistency.js";
 import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import { fresh, user } from "../support/rpc.js";
@@ -35,8 +35,8 @@ afterAll(async () => {
 });
 
 function cache(): DecisionCachingEngine {
-  const engine = server.app.domain.engine;
-  if (!(engine instanceof DecisionCachingEngine)) throw new Error("the decision cache is on by default");
+  const engine = server.app.decisionCache;
+  if (!engine) throw new Error("the decision cache is on by default");
   return engine;
 }
 
@@ -103,8 +103,8 @@ describe("a deployment with no write since start (SNAPSHOT_REFRESH_MS)", () => {
   it("pins a snapshot taken from SpiceDB's head at start-up: repeated minimize_latency checks are answered from the cache", async () => {
     const quiet = await startTestServer();
     try {
-      const engine = quiet.app.domain.engine;
-      if (!(engine instanceof DecisionCachingEngine)) throw new Error("the decision cache is on by default");
+      const engine = quiet.app.decisionCache;
+      if (!engine) throw new Error("the decision cache is on by default");
       const ask = () =>
         quiet.clients().permission.checkPermission({ resource: { type: "platform", id: "sharegraph" }, permission: "manage", subject: user(PLATFORM_ADMIN), consistency: minimize });
       expect((await ask()).allowed).toBe(true);

@@ -9,6 +9,7 @@ import * as m0007 from "./0007_channel_partners.js";
 import * as m0008 from "./0008_service_relationships.js";
 import * as m0009 from "./0009_workspace_ancestors.js";
 import * as m0010 from "./0010_cumulative_roles.js";
+import * as m0011 from "./0011_group_closure.js";
 
 /**
  * A static index rather than a folder scan: it survives bundling, and the
@@ -25,6 +26,7 @@ const migrations: Record<string, Migration> = {
   "0008_service_relationships": m0008,
   "0009_workspace_ancestors": m0009,
   "0010_cumulative_roles": m0010,
+  "0011_group_closure": m0011,
 };
 
 export const migrationProvider: MigrationProvider = {
@@ -37,3 +39,11 @@ export const migrationProvider: MigrationProvider = {
  * be imported (domain/backup.ts).
  */
 export const DATA_ONLY_MIGRATIONS: ReadonlySet<string> = new Set(["0010_cumulative_roles"]);
+
+/**
+ * Migrations after which an export still holds the same tables and
+ * columns: the data-only ones, and those that only add a table derived
+ * from others and not exported (0011's group_closure, which an import
+ * computes again). An export taken before one of them can be imported.
+ */
+export const EXPORT_NEUTRAL_MIGRATIONS: ReadonlySet<string> = new Set([...DATA_ONLY_MIGRATIONS, "0011_group_closure"]);
