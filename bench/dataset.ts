@@ -27,7 +27,7 @@ import { planDataset, type Probe, type SamplePair } from "./dataset/plan.js";
 export type { Probe, SamplePair } from "./dataset/plan.js";
 
 /** Bump when the plan or the loader changes what is generated: a new database name follows. */
-export const GENERATOR_VERSION = 1;
+export const GENERATOR_VERSION = 2;
 
 export const DEFAULT_BASE_URL = "postgres://postgres@127.0.0.1:5432/postgres";
 

@@ -83,6 +83,12 @@ export async function loadPlan(store: Store, plan: Plan, options: { chunk?: numb
     const row = await tx.groups.addMember(m.groupId, "userId" in m ? { userId: m.userId } : { groupId: m.memberGroupId });
     if (row) rels.touch(deriveRow("group_members", row));
   });
+  // Membership reaches the index as its closure, as the domain keeps it (store/groups.ts), once all rows are in.
+  await commit(async (tx, rels) => {
+    const closure = await tx.groups.refreshClosure(plan.groups.map((g) => g.id));
+    rels.touch(closure.added.flatMap((r) => deriveRow("group_closure", r)));
+  });
+  progress(`group closure: ${relationships} relationships so far`);
 
   // Workspaces (a parent before its children: foreign keys are checked at commit, so one transaction).
   await phase("workspaces", plan.workspaces, async (tx, rels, w) => {
