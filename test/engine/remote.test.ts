@@ -8,7 +8,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from "node:n
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EngineError, type Engine, type EngineErrorKind } from "../../src/engine/engine.js";
 import { createRemoteEngine, type RemoteEngineOptions } from "../../src/engine/remote.js";
-import { loadSchemaText } from "../../src/engine/schema.js";
+import { loadSchemaText, transitionalSchema } from "../../src/engine/schema.js";
 import { startSpiceDbFixture, type SpiceDbFixture } from "../support/spicedb-grpc-fixture.js";
 import { realSpiceDb, realSpiceDbTitle, sharedSpiceDbServer } from "../support/spicedb-server.js";
 import { engineSuite } from "./engine-suite.js";
@@ -223,12 +223,14 @@ describe("remote engine specifics", () => {
 });
 
 describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("remote engine specifics on a real SpiceDB server"), () => {
+  // The server is shared with the engine suite, whose nested groups need the transitional schema (engine-suite.ts).
+  const schemaText = transitionalSchema(loadSchemaText());
   it("with the preshared key every call works, unary and streaming; with a wrong key every call is 'unavailable'", async () => {
     const server = await realServer();
     const engine = await createRemoteEngine({ ...options(server.endpoint), token: server.token });
     const wrong = await createRemoteEngine({ ...options(server.endpoint), token: "not-the-key" });
     try {
-      await engine.writeSchema(loadSchemaText());
+      await engine.writeSchema(schemaText);
       const token = await engine.write([
         // view_role: the cumulative relation direct_view reads (graph.ts writes it beside every grant).
         { op: "touch", relationship: { resource: { type: "dashboard", id: "keyed" }, relation: "view_role", subject: { type: "user", id: "carol" } } },
@@ -263,7 +265,7 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("remote engine specific
     // An engine that believes it may send more than the server accepts: the server's refusal is what it gets.
     const engine = await createRemoteEngine({ ...options(server.endpoint), token: server.token, maxUpdatesPerWrite: server.maxUpdatesPerWrite + 1 });
     try {
-      await engine.writeSchema(loadSchemaText());
+      await engine.writeSchema(schemaText);
       const updates = Array.from({ length: server.maxUpdatesPerWrite + 1 }, (_, i) => ({
         op: "touch" as const,
         relationship: { resource: { type: "dashboard", id: `server-over-${i}` }, relation: "viewer", subject: { type: "user", id: "carol" } },
