@@ -249,7 +249,9 @@ export class Directory {
             "GROUP_OF_OTHER_ORGANIZATION",
           );
         }
-        // Nesting H in G makes a cycle when G is already (transitively) inside H.
+        // Nesting H in G makes a cycle when G is already (transitively) inside H. Under the organization's
+        // membership lock: two opposite nestings at once must not both pass this check.
+        await tx.groups.lockMemberships(group.organization_id);
         if (member.id === groupId || (await tx.groups.containingGroups(groupId)).includes(member.id)) {
           throw refused(`adding group ${member.id} to group ${groupId} would make groups contain themselves`, "GROUP_CYCLE");
         }

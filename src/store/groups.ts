@@ -70,6 +70,16 @@ export class GroupsRepo {
   }
 
   /**
+   * Serializes membership changes of one organization's groups until the
+   * transaction ends (groups nest only within their organization): a
+   * nesting's cycle check and the closure refreshes see every change
+   * committed before them. Taking it again in the same transaction is free.
+   */
+  async lockMemberships(organizationId: string): Promise<void> {
+    await sql`select pg_advisory_xact_lock(${CLOSURE_LOCK}, hashtext(${organizationId}))`.execute(this.db);
+  }
+
+  /**
    * Brings group_closure to what group_members implies for these groups and
    * every group above them, after a membership change; returns the rows it
    * added and removed (the relationships to touch and delete). With `userId`
@@ -84,9 +94,7 @@ export class GroupsRepo {
   async refreshClosure(groupIds: readonly string[], userId?: string): Promise<ClosureChange> {
     if (groupIds.length === 0) return { added: [], removed: [] };
     const organizations = await this.db.selectFrom("groups").select("organization_id").distinct().where("id", "in", groupIds).orderBy("organization_id").execute();
-    for (const { organization_id } of organizations) {
-      await sql`select pg_advisory_xact_lock(${CLOSURE_LOCK}, hashtext(${organization_id}))`.execute(this.db);
-    }
+    for (const { organization_id } of organizations) await this.lockMemberships(organization_id);
     const onlyUser = userId ?? null;
     const result = await sql<GroupClosureRow & { change: "added" | "removed" }>`
       with recursive

@@ -1,4 +1,4 @@
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DirectoryService, WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import { CHECK_KEY, PLATFORM_ADMIN, startTestServer, type ClientKind, type Clients, type TestServer } from "../support/server.js";
@@ -432,6 +432,21 @@ describe.each<ClientKind>(["connect", "grpc-js"])("DirectoryService over %s", (k
       );
       await refusal(c.directory.addGroupMember({ actor: ann, groupId: a, member: group(a) }), Code.FailedPrecondition, /would make groups contain themselves/);
       expect((await c.directory.listGroupMembers({ groupId: cc })).members).toEqual([]);
+    });
+
+    it("two opposite nestings at once: exactly one lands, the other is refused as a cycle (the check runs under the organization's membership lock)", async () => {
+      for (let round = 0; round < 5; round++) {
+        const [a, b] = [id(`g-race-a${round}`), id(`g-race-b${round}`)];
+        for (const g of [a, b]) await c.directory.createGroup({ actor: ann, organizationId: org, groupId: g, name: g });
+        const outcomes = await Promise.allSettled([
+          c.directory.addGroupMember({ actor: ann, groupId: a, member: group(b) }),
+          c.directory.addGroupMember({ actor: ann, groupId: b, member: group(a) }),
+        ]);
+        expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(1);
+        const refused = outcomes.find((o) => o.status === "rejected") as PromiseRejectedResult;
+        expect(ConnectError.from(refused.reason).code).toBe(Code.FailedPrecondition);
+        expect(ConnectError.from(refused.reason).rawMessage).toMatch(/would make groups contain themselves/);
+      }
     });
 
     it("groups of another organization cannot be nested; refusals name the group, member or field", async () => {
