@@ -2,7 +2,7 @@ import type { LoadResult } from "./lib/load.js";
 import type { LookupLine } from "./lines/lookup.js";
 import type { OpsLines } from "./lines/ops.js";
 import type { StartupMeasure } from "./lines/startup.js";
-import type { LagWindow } from "./lines/eventloop.js";
+import type { BulkWindow, LagWindow } from "./lines/eventloop.js";
 
 /** One row of the check table. */
 export interface CheckRow {
@@ -103,9 +103,12 @@ export function opsMarkdown(ops: OpsLines): string[] {
       const ticks = x.startup.worstTicks.map((t) => `${(t.atMs / 1000).toFixed(1)}: ${t.max_ms}, ${t.mainCpuMs}, after "${t.after}"`).join("; ");
       const listening = x.startup.whileListening ? `${x.startup.whileListening.max_ms} (over ${(x.startup.whileListening.ms / 1000).toFixed(1)} s)` : "–";
       const settings = Object.entries(x.settings).map(([k, v]) => `${k}=${v}`).join(" ");
+      const bulkCells = (b: BulkWindow) =>
+        `${b.items} (${b.distinctSubjects})${b.error ? ` ERROR ${b.error}` : ""} | ${fmt(b.ms)} | ${lag(b.metrics)} | ${lag(b.probe)} | ${b.worstTicks.map((t) => `${(t.atMs / 1000).toFixed(1)}: ${t.max_ms}, ${t.mainCpuMs} / ${t.processCpuMs}`).join("; ")} | ${fmt(b.healthz.maxMs)} |`;
       out.push(
-        `| ${x.engine}${settings ? ` (${settings})` : ""} | scale ${x.datasetScale} (${x.relationships}) | ${(x.startup.servingMs / 1000).toFixed(1)} | ${lag(x.startup.probe)} | ${ticks} | ${listening} | ${scrapes} | ${x.bulk.items} (${x.bulk.distinctSubjects})${x.bulk.error ? ` ERROR ${x.bulk.error}` : ""} | ${fmt(x.bulk.ms)} | ${lag(x.bulk.metrics)} | ${lag(x.bulk.probe)} | ${x.bulk.worstTicks.map((t) => `${(t.atMs / 1000).toFixed(1)}: ${t.max_ms}, ${t.mainCpuMs} / ${t.processCpuMs}`).join("; ")} | ${fmt(x.bulk.healthz.maxMs)} |`,
+        `| ${x.engine}${settings ? ` (${settings})` : ""} | scale ${x.datasetScale} (${x.relationships}) | ${(x.startup.servingMs / 1000).toFixed(1)} | ${lag(x.startup.probe)} | ${ticks} | ${listening} | ${scrapes} | first: ${bulkCells(x.bulk)}`,
       );
+      if (x.bulkAgain) out.push(`| ${x.engine}, same process | | | | | | | second, other pairs: ${bulkCells(x.bulkAgain)}`);
     }
     out.push("", e.note, ...e.engines.map((x) => loadLine(`event-loop line, ${x.engine}`, x.loadavg.start, x.loadavg.end)));
   }

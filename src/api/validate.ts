@@ -16,7 +16,29 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 
 /** The path of the first string field holding U+0000 ("items[2].resource.id", `labels["k"]`), or undefined. */
 export function findNul(desc: DescMessage, message: Message): string | undefined {
-  return walk(reflect(desc, message), "");
+  // The reflective walk names the field but costs ~25 µs per item of a 1,000-item bulk
+  // check, all on the event loop; a plain scan of the message's values finds out first
+  // whether there is anything to name.
+  return holdsNul(message) ? walk(reflect(desc, message), "") : undefined;
+}
+
+/**
+ * Whether any string in a message (its fields, list items, map keys and
+ * values, oneof values, nested messages) holds U+0000. protobuf-es messages
+ * are plain objects: strings are strings, bytes are Uint8Array (skipped:
+ * bytes may hold zeros), 64-bit integers bigint.
+ */
+export function holdsNul(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("\u0000");
+  if (typeof value !== "object" || value === null || value instanceof Uint8Array) return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (holdsNul(item)) return true;
+    return false;
+  }
+  for (const key in value) {
+    if (key.includes("\u0000") || holdsNul((value as Record<string, unknown>)[key])) return true;
+  }
+  return false;
 }
 
 function walk(msg: ReflectMessage, prefix: string): string | undefined {

@@ -1,5 +1,6 @@
 import { v1 } from "@authzed/authzed-node";
 import { status as GrpcStatus } from "@grpc/grpc-js";
+import { setImmediate as yieldToLoop } from "node:timers/promises";
 import {
   EngineError,
   type BulkCheckResult,
@@ -84,6 +85,9 @@ export interface SpiceDbEngineOptions {
 
 const DEFAULT_STREAM_TIMEOUT_MS = 10 * 60_000;
 
+/** Items per CheckBulkPermissions request to SpiceDB (see checkBulk). */
+export const BULK_SLICE = 50;
+
 /**
  * Engine over SpiceDB's v1 API. Shared by the embedded (in-thread and
  * threaded) and the remote engine: they differ only in how the calls are
@@ -151,18 +155,48 @@ export class SpiceDbEngine implements Engine {
     return { allowed, token: response.checkedAt?.token ?? "", trace: root };
   }
 
+  /**
+   * A large bulk check goes to SpiceDB in slices of BULK_SLICE items, all in
+   * flight at once: building each request and reading each answer is then a
+   * short task of its own, so other clients' calls run in between instead of
+   * waiting for one long turn of the event loop (issue 8: no engine call may
+   * block the loop for more than 50 ms). Unless the check is at an exact
+   * snapshot already, the first slice's answer fixes the snapshot the others
+   * are asked at, so the whole answer is still one snapshot's.
+   */
   async checkBulk(items: readonly CheckItem[], consistency: Consistency): Promise<BulkCheckResult> {
     if (items.length === 0) return { results: [], token: "" };
-    const request = v1.CheckBulkPermissionsRequest.create({
+    const slices: Array<Promise<BulkCheckResult>> = [];
+    // A slice may fail while later ones are still being sent: Promise.all below reports it.
+    const send = (start: number, at: Consistency) => {
+      const slice = this.#checkBulkSlice(items.slice(start, start + BULK_SLICE), at);
+      slice.catch(() => {});
+      slices.push(slice);
+    };
+    send(0, consistency);
+    let at = consistency;
+    if (items.length > BULK_SLICE && consistency.kind !== "at_exact_snapshot") {
+      const { token } = await slices[0]!;
+      if (token) at = { kind: "at_exact_snapshot", token };
+    }
+    for (let start = BULK_SLICE; start < items.length; start += BULK_SLICE) {
+      await yieldToLoop();
+      send(start, at);
+    }
+    const answers = await Promise.all(slices);
+    return { results: answers.flatMap((a) => a.results), token: answers[0]!.token };
+  }
+
+  async #checkBulkSlice(items: readonly CheckItem[], consistency: Consistency): Promise<BulkCheckResult> {
+    const request: v1.CheckBulkPermissionsRequest = {
       consistency: toConsistency(consistency),
-      items: items.map((item) =>
-        v1.CheckBulkPermissionsRequestItem.create({
-          resource: objectRef(item.resource),
-          permission: item.permission,
-          subject: subjectRef(item.subject),
-        }),
-      ),
-    });
+      items: items.map((item): v1.CheckBulkPermissionsRequestItem => ({
+        resource: objectRef(item.resource),
+        permission: item.permission,
+        subject: subjectRef(item.subject),
+      })),
+      withTracing: false,
+    };
     const response = await this.#call(() => this.#spicedb.checkBulkPermissions(request));
     // SpiceDB answers pairs in request order; a pair is either an item or an error.
     const results = response.pairs.map((pair) => {
@@ -230,14 +264,13 @@ export class SpiceDbEngine implements Engine {
     if (updates.length > this.maxUpdatesPerWrite) {
       throw new EngineError("invalid_argument", `at most ${this.maxUpdatesPerWrite} updates per write, got ${updates.length}`);
     }
-    const request = v1.WriteRelationshipsRequest.create({
-      updates: updates.map((u) =>
-        v1.RelationshipUpdate.create({
-          operation: u.op === "touch" ? v1.RelationshipUpdate_Operation.TOUCH : v1.RelationshipUpdate_Operation.DELETE,
-          relationship: toRelationship(u.relationship),
-        }),
-      ),
-    });
+    const request: v1.WriteRelationshipsRequest = {
+      updates: updates.map((u): v1.RelationshipUpdate => ({
+        operation: u.op === "touch" ? v1.RelationshipUpdate_Operation.TOUCH : v1.RelationshipUpdate_Operation.DELETE,
+        relationship: toRelationship(u.relationship),
+      })),
+      optionalPreconditions: [],
+    };
     const response = await this.#call(() => this.#spicedb.writeRelationships(request));
     return response.writtenAt?.token ?? "";
   }
@@ -287,16 +320,19 @@ function toConsistency(c: Consistency): v1.Consistency {
   }
 }
 
+// Plain literals, not v1.X.create(): create() merges its argument field by field through
+// reflection, which cost more main-thread CPU than the whole request's encoding in a large
+// bulk check or write (profiled). The encoder reads plain objects of the message's shape.
 function objectRef(o: ObjectRef): v1.ObjectReference {
-  return v1.ObjectReference.create({ objectType: o.type, objectId: o.id });
+  return { objectType: o.type, objectId: o.id };
 }
 
 function subjectRef(s: SubjectRef): v1.SubjectReference {
-  return v1.SubjectReference.create({ object: objectRef(s), optionalRelation: s.relation ?? "" });
+  return { object: objectRef(s), optionalRelation: s.relation ?? "" };
 }
 
 function toRelationship(r: Relationship): v1.Relationship {
-  return v1.Relationship.create({ resource: objectRef(r.resource), relation: r.relation, subject: subjectRef(r.subject) });
+  return { resource: objectRef(r.resource), relation: r.relation, subject: subjectRef(r.subject) };
 }
 
 function fromRelationship(r: v1.Relationship | undefined): Relationship {

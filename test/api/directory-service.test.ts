@@ -395,7 +395,7 @@ describe.each<ClientKind>(["connect", "grpc-js"])("DirectoryService over %s", (k
       );
     });
 
-    it("groups nest at any depth (SpiceDB holds the closure): a member added three levels down, a diamond cut one side at a time, a nested group deleted; users and the group's members answer at each change's token", async () => {
+    it("R1: groups nest at any depth (SpiceDB holds the closure): a member added three levels down, a diamond cut one side at a time, a nested group deleted; users and the group's members answer at each change's token", async () => {
       const [top, left, right, bottom] = [id("g-top"), id("g-left"), id("g-right"), id("g-bottom")];
       for (const g of [top, left, right, bottom]) await c.directory.createGroup({ actor: ann, organizationId: org, groupId: g, name: g });
       // top ⊇ left, right ⊇ bottom: bottom is reached two ways.
@@ -434,7 +434,7 @@ describe.each<ClientKind>(["connect", "grpc-js"])("DirectoryService over %s", (k
       expect((await c.directory.listGroupMembers({ groupId: cc })).members).toEqual([]);
     });
 
-    it("two opposite nestings at once: exactly one lands, the other is refused as a cycle (the check runs under the organization's membership lock)", async () => {
+    it("R1: two opposite nestings at once: exactly one lands, the other is refused as a cycle (the check runs under the organization's membership lock)", async () => {
       for (let round = 0; round < 5; round++) {
         const [a, b] = [id(`g-race-a${round}`), id(`g-race-b${round}`)];
         for (const g of [a, b]) await c.directory.createGroup({ actor: ann, organizationId: org, groupId: g, name: g });

@@ -22,6 +22,7 @@ import {
   type TraceNode,
 } from "../../src/engine/engine.js";
 import { describeSchema, loadSchemaText, transitionalSchema } from "../../src/engine/schema.js";
+import { BULK_SLICE } from "../../src/engine/spicedb-engine.js";
 import { withCumulativeRelations } from "../../src/domain/graph.js";
 
 export interface EngineHandle {
@@ -434,6 +435,20 @@ export function engineSuite(name: string, makeEngine: () => Promise<EngineHandle
         // Reversed input, reversed answers.
         const reversed = await engine.checkBulk([...items].reverse(), fresh(token));
         expect(reversed.results.map((r) => r.allowed)).toEqual([true, false, true, true, false, true, false]);
+      });
+
+      it("answers more items than one request to SpiceDB carries (sent in slices) in request order, with one token", async () => {
+        const t = tenant(prefix("bulkmany"));
+        const token = await seed(t.relationships);
+        // Carol may view the dashboard, erin may not: 2.5 slices, alternating, with a per-item error in the last slice.
+        const count = BULK_SLICE * 2 + BULK_SLICE / 2;
+        const items = Array.from({ length: count }, (_, i) =>
+          i === count - 3 ? item(t.dashboard, "no_such_permission", t.carol) : item(t.dashboard, "view", i % 2 === 0 ? t.carol : t.erin),
+        );
+        const result = await engine.checkBulk(items, fresh(token));
+        expect(result.results).toHaveLength(count);
+        expect(result.results.map((r, i) => (i === count - 3 ? r.error !== undefined : r.allowed))).toEqual(items.map((_, i) => i === count - 3 || i % 2 === 0));
+        expect(result.token).toMatch(/\S/);
       });
 
       it("answers an unknown permission with a per-item error while the other items still answer", async () => {
