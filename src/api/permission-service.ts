@@ -1,4 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
+import { callSignal } from "../call-signal.js";
 import type { AccessPath, Explainer } from "../domain/explain.js";
 import type { Permissions } from "../domain/permissions.js";
 import { Decision, type PermissionService } from "../gen/sharegraph/v1/permission_service_pb.js";
@@ -25,7 +26,7 @@ export function permissionService(permissions: Permissions, explainer: Explainer
         throw invalid("items", `at most ${permissions.limits.maxBulkItems} items per call, got ${req.items.length}`);
       }
       const items = req.items.map((item, i) => permissions.checkItem(`items[${i}].`, item));
-      const result = await permissions.checkBulk(items, freshness(req.consistency));
+      const result = await permissions.checkBulk(items, freshness(req.consistency), callSignal());
       return {
         results: result.results.map((r, i) => ({
           item: req.items[i],

@@ -52,13 +52,14 @@ export class Permissions {
     return { allowed: result.allowed, token: this.tokens.forRead(result.token) };
   }
 
-  async checkBulk(items: readonly CheckItem[], freshness: Freshness) {
+  /** `signal`: the call's (src/call-signal.ts); once it aborts, the rest of a large bulk check is not asked. */
+  async checkBulk(items: readonly CheckItem[], freshness: Freshness, signal?: AbortSignal) {
     if (items.length === 0) throw invalid("items", "at least one item is required");
     if (items.length > this.limits.maxBulkItems) {
       throw invalid("items", `at most ${this.limits.maxBulkItems} items per call, got ${items.length}`);
     }
     const consistency = await this.tokens.resolve(freshness);
-    const result = await this.engine.checkBulk(items, consistency);
+    const result = await this.engine.checkBulk(items, consistency, signal);
     return { results: result.results, token: this.tokens.forRead(result.token) };
   }
 

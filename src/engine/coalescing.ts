@@ -83,7 +83,7 @@ export class CoalescingEngine implements Engine {
   // Everything else goes straight through.
   writeSchema: Engine["writeSchema"] = (schema) => this.inner.writeSchema(schema);
   readSchema: Engine["readSchema"] = () => this.inner.readSchema();
-  checkBulk: Engine["checkBulk"] = (items, consistency) => this.inner.checkBulk(items, consistency);
+  checkBulk: Engine["checkBulk"] = (items, consistency, signal) => this.inner.checkBulk(items, consistency, signal);
   checkWithTrace: Engine["checkWithTrace"] = (item, consistency) => this.inner.checkWithTrace(item, consistency);
   lookupResources: Engine["lookupResources"] = (query, consistency, signal) => this.inner.lookupResources(query, consistency, signal);
   lookupSubjects: Engine["lookupSubjects"] = (query, consistency, signal) => this.inner.lookupSubjects(query, consistency, signal);

@@ -69,8 +69,8 @@ export class DecisionCachingEngine implements Engine {
     }
   }
 
-  async checkBulk(items: readonly CheckItem[], consistency: Consistency): Promise<BulkCheckResult> {
-    if (consistency.kind !== "at_exact_snapshot") return this.inner.checkBulk(items, consistency);
+  async checkBulk(items: readonly CheckItem[], consistency: Consistency, signal?: AbortSignal): Promise<BulkCheckResult> {
+    if (consistency.kind !== "at_exact_snapshot") return this.inner.checkBulk(items, consistency, signal);
     const snapshot = consistency.token;
     const decisions = this.#snapshots.get(snapshot);
     const keys = items.map(checkKey);
@@ -85,6 +85,7 @@ export class DecisionCachingEngine implements Engine {
       const answered = await this.inner.checkBulk(
         missing.map((i) => items[i]!),
         consistency,
+        signal,
       );
       missing.forEach((itemIndex, j) => {
         const result = answered.results[j]!;

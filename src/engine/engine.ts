@@ -111,7 +111,12 @@ export interface Engine {
   readSchema(): Promise<string>;
   check(item: CheckItem, consistency: Consistency): Promise<CheckResult>;
   /** Checks every item at one snapshot; results keep the order of items. */
-  checkBulk(items: readonly CheckItem[], consistency: Consistency): Promise<BulkCheckResult>;
+  /**
+   * Answers in request order, at one snapshot. Once `signal` aborts (the
+   * call that asked has ended) nothing more is sent to SpiceDB and the
+   * promise rejects with the signal's reason.
+   */
+  checkBulk(items: readonly CheckItem[], consistency: Consistency, signal?: AbortSignal): Promise<BulkCheckResult>;
   /** Check with SpiceDB's debug trace, for ExplainPermission. */
   checkWithTrace(item: CheckItem, consistency: Consistency): Promise<TracedCheckResult>;
   lookupResources(query: LookupResourcesQuery, consistency: Consistency, signal?: AbortSignal): AsyncIterable<LookedUpResource>;

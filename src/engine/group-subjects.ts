@@ -60,10 +60,11 @@ export class GroupSubjectsEngine implements Engine {
     return this.inner.check({ ...item, subject: asked(item.subject) }, consistency);
   }
 
-  checkBulk(items: readonly CheckItem[], consistency: Consistency): Promise<BulkCheckResult> {
+  checkBulk(items: readonly CheckItem[], consistency: Consistency, signal?: AbortSignal): Promise<BulkCheckResult> {
     return this.inner.checkBulk(
       items.map((item) => ({ ...item, subject: asked(item.subject) })),
       consistency,
+      signal,
     );
   }
 

@@ -84,8 +84,8 @@ export class IndexGate implements Engine {
     return this.#gated(() => this.inner.check(item, consistency));
   }
 
-  checkBulk(items: readonly CheckItem[], consistency: Consistency): Promise<BulkCheckResult> {
-    return this.#gated(() => this.inner.checkBulk(items, consistency));
+  checkBulk(items: readonly CheckItem[], consistency: Consistency, signal?: AbortSignal): Promise<BulkCheckResult> {
+    return this.#gated(() => this.inner.checkBulk(items, consistency, signal));
   }
 
   checkWithTrace(item: CheckItem, consistency: Consistency): Promise<TracedCheckResult> {

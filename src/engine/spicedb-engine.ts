@@ -1,6 +1,7 @@
 import { v1 } from "@authzed/authzed-node";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
+import { abortReason } from "../call-signal.js";
 import {
   EngineError,
   type BulkCheckResult,
@@ -164,15 +165,18 @@ export class SpiceDbEngine implements Engine {
    * waiting for one long turn of the event loop (issue 8: no engine call may
    * block the loop for more than 50 ms). Unless the check is at an exact
    * snapshot already, the first slice's answer fixes the snapshot the others
-   * are asked at, so the whole answer is still one snapshot's.
+   * are asked at, so the whole answer is still one snapshot's. Once `signal`
+   * aborts, no further slice is sent.
    */
-  async checkBulk(items: readonly CheckItem[], consistency: Consistency): Promise<BulkCheckResult> {
+  async checkBulk(items: readonly CheckItem[], consistency: Consistency, signal?: AbortSignal): Promise<BulkCheckResult> {
     if (items.length === 0) return { results: [], token: "" };
     const count = Math.ceil(items.length / BULK_SLICE);
     const answers: BulkCheckResult[] = new Array<BulkCheckResult>(count);
     let next = 0;
     const ask = async (index: number, at: Consistency) => {
       try {
+        // The call that asked has ended: nobody will read the rest.
+        if (signal?.aborted) throw abortReason(signal);
         answers[index] = await this.#checkBulkSlice(items.slice(index * BULK_SLICE, (index + 1) * BULK_SLICE), at);
       } catch (err) {
         next = count; // the call fails: send nothing more

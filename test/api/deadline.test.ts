@@ -106,6 +106,16 @@ describe("issue 7.5: deadlines", () => {
     await noWaiters();
   });
 
+  it("a bulk check hands its call's signal to the engine, which stops asking SpiceDB once the call has ended", async () => {
+    const before = spicedb.bulkSignals.length;
+    const r = await c.permission.checkBulkPermissions({ items: [question, { ...question, subject: user("alice") }] }, grpcDeadline(5_000));
+    expect(r.results).toHaveLength(2);
+    const given = spicedb.bulkSignals.slice(before);
+    expect(given).toHaveLength(1);
+    expect(given[0]).toBeInstanceOf(AbortSignal);
+    expect(given[0]!.aborted).toBe(false);
+  });
+
   it("calls that need no wait answer as usual within a deadline, and answer once SpiceDB is back", async () => {
     const quick = await c.permission.checkPermission(question, { timeoutMs: 5_000 });
     expect(quick.consistencyToken).not.toBe("");

@@ -1,7 +1,8 @@
 import { v1 } from "@authzed/authzed-node";
 import { describe, expect, it } from "vitest";
 import { EngineError, type CheckItem } from "../../src/engine/engine.js";
-import { BULK_SLICE, SpiceDbEngine, type SpiceDbCalls } from "../../src/engine/spicedb-engine.js";
+import { CallAbortedError } from "../../src/call-signal.js";
+import { BULK_SLICE, BULK_SLICES_IN_FLIGHT, SpiceDbEngine, type SpiceDbCalls } from "../../src/engine/spicedb-engine.js";
 
 /**
  * How SpiceDbEngine sends a large bulk check (issue 8: no engine call may
@@ -88,6 +89,17 @@ describe("SpiceDbEngine.checkBulk in slices", () => {
     } finally {
       process.off("unhandledRejection", onUnhandled);
     }
+  });
+
+  it("sends nothing more once the call that asked has ended, and rejects with its reason", async () => {
+    const { engine, requests } = recordingEngine();
+    const call = new AbortController();
+    const asked = engine.checkBulk(items(BULK_SLICE * 20), { kind: "at_exact_snapshot", token: "pinned" }, call.signal);
+    while (requests.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    call.abort(new CallAbortedError("cancelled"));
+    await expect(asked).rejects.toBeInstanceOf(CallAbortedError);
+    expect(requests.length, "slices sent before the call ended").toBeLessThanOrEqual(BULK_SLICES_IN_FLIGHT * 2);
+    expect(requests.length).toBeGreaterThan(0);
   });
 
   it("sends a bulk check of at most one slice as one request", async () => {

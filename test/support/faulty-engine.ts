@@ -38,6 +38,8 @@ export interface WriteAttempt {
 export class FaultyEngine implements Engine {
   /** Every write() call, in call order. */
   readonly writes: WriteAttempt[] = [];
+  /** The signal each checkBulk() call was given, in call order. */
+  readonly bulkSignals: Array<AbortSignal | undefined> = [];
   #down = false;
   #applyThenFail = 0;
   #downAfterApplyThenFail = false;
@@ -155,8 +157,9 @@ export class FaultyEngine implements Engine {
     return this.inner.check(item, consistency);
   }
 
-  checkBulk(items: readonly CheckItem[], consistency: Consistency): Promise<BulkCheckResult> {
-    return this.inner.checkBulk(items, consistency);
+  checkBulk(items: readonly CheckItem[], consistency: Consistency, signal?: AbortSignal): Promise<BulkCheckResult> {
+    this.bulkSignals.push(signal);
+    return this.inner.checkBulk(items, consistency, signal);
   }
 
   checkWithTrace(item: CheckItem, consistency: Consistency): Promise<TracedCheckResult> {
