@@ -77,7 +77,11 @@ export class Sharing {
     const item = await this.deps.catalog.resolve(ref);
     await this.#requireGrantee(grantee);
     const fully = await this.#fully();
-    const can = await this.#actorCan(actor, item, fully);
+    const workspace = await this.#workspace(item);
+    // Every question about the actor, the grantee's eligibility and what it inherits, in one
+    // bulk check at one snapshot; the rules below judge the answers in their own order.
+    const answers = await this.#ask(fully, { actor, item }, grantee.kind === "organization" ? undefined : { grantee, workspace }, { item, grantee });
+    const can = answers.actorCan!;
     const ceiling = shareCeiling(can);
     if (!ceiling) {
       throw denied(`user ${actor} may not share ${describe(item)}: that needs at least the sharer role on it`);
@@ -88,10 +92,9 @@ export class Sharing {
     const existing = await store.read.grants.find(grantResource(item), grantSubject(grantee));
     if (existing && existing.role !== role) this.#requireMayChange(actor, item, existing, can.manage, ceiling);
 
-    const workspace = await this.#workspace(item);
-    await this.#requireEligible(grantee, role, item, workspace, fully);
+    this.#judgeEligible(grantee, role, item, workspace, answers.eligibility);
 
-    const inherited = await this.#inherited(item, grantee, fully);
+    const inherited = await this.#inheritedFrom(item, grantee, answers.inheritedRole, fully);
     if (inherited && rank(role) < rank(inherited.role)) {
       throw refused(
         `${who(grantee)} inherits ${inherited.role} on ${describe(item)} from folder ${inherited.from.id} ("${inherited.from.name}"); ` +
@@ -122,14 +125,16 @@ export class Sharing {
     const item = await this.deps.catalog.resolve(ref);
     const existing = await this.deps.store.read.grants.find(grantResource(item), grantSubject(grantee));
     const fully = await this.#fully();
+    const answers = await this.#ask(fully, { actor, item }, undefined, existing ? undefined : { item, grantee });
+    const can = answers.actorCan!;
+    const ceiling = shareCeiling(can);
+    // Before saying whether a grant exists or where a role comes from: those are for people who may share it.
+    if (!ceiling) throw denied(`user ${actor} may not change who can access ${describe(item)}`);
     if (!existing) {
-      const inherited = await this.#inherited(item, grantee, fully);
+      const inherited = await this.#inheritedFrom(item, grantee, answers.inheritedRole, fully);
       const hint = inherited ? `their ${inherited.role} role is inherited from folder ${inherited.from.id} ("${inherited.from.name}"); change it there` : "";
       throw notFound(`a direct grant for ${who(grantee)} on ${describe(item)}`, hint);
     }
-    const can = await this.#actorCan(actor, item, fully);
-    const ceiling = shareCeiling(can);
-    if (!ceiling) throw denied(`user ${actor} may not change who can access ${describe(item)}`);
     this.#requireMayChange(actor, item, existing, can.manage, ceiling);
     return this.deps.writer.change(async (tx, rels) => {
       const removed = await tx.grants.remove(grantResource(item), grantSubject(grantee));
@@ -220,16 +225,55 @@ export class Sharing {
     return entries;
   }
 
-  /** What the actor may do on the item, after workspace caps (one bulk check). */
+  /**
+   * One bulk check for what a sharing call needs to know, at one snapshot:
+   * what the actor may do on the item (after workspace caps), whether the
+   * grantee is eligible on the item's workspace (R6), and the highest role
+   * the grantee inherits from the item's parent folder (R2). Each part is
+   * asked only when given.
+   */
+  async #ask(
+    fully: Consistency,
+    actorOn: { actor: string; item: Item } | undefined,
+    eligibility: { grantee: Grantee; workspace: WorkspaceRow } | undefined,
+    inheritance: { item: Item; grantee: Grantee } | undefined,
+  ): Promise<{ actorCan?: { manage: boolean; edit: boolean; share: boolean }; eligibility?: Eligibility; inheritedRole?: RoleName | undefined }> {
+    const questions: CheckItem[] = [];
+    const at = (asked: CheckItem[]) => {
+      const start = questions.length;
+      questions.push(...asked);
+      return start;
+    };
+    const actorAt = actorOn
+      ? at((["manage", "edit", "share"] as const).map((permission) => ({ resource: itemRef(actorOn.item), permission, subject: { type: "user", id: actorOn.actor } })))
+      : undefined;
+    const eligibleAt = eligibility
+      ? at(
+          (["eligible", "eligible_native"] as const).map((permission) => ({
+            resource: { type: "workspace", id: eligibility.workspace.id },
+            permission,
+            subject: granteeSubject(eligibility.grantee),
+          })),
+        )
+      : undefined;
+    const parentId = inheritance ? parentFolderId(inheritance.item) : undefined;
+    const levels = [...ROLES].reverse();
+    const inheritedAt =
+      inheritance && parentId
+        ? at(levels.map((role) => ({ resource: { type: "folder", id: parentId }, permission: GRANTED_PERMISSION[role], subject: granteeSubject(inheritance.grantee) })))
+        : undefined;
+    if (questions.length === 0) return {};
+    const allowed = (await this.deps.engine.checkBulk(questions, fully)).results.map((r) => r.allowed);
+    return {
+      ...(actorAt !== undefined ? { actorCan: { manage: allowed[actorAt]!, edit: allowed[actorAt + 1]!, share: allowed[actorAt + 2]! } } : {}),
+      ...(eligibleAt !== undefined ? { eligibility: { eligible: allowed[eligibleAt]!, native: allowed[eligibleAt + 1]! } } : {}),
+      ...(inheritedAt !== undefined ? { inheritedRole: levels.find((_, i) => allowed[inheritedAt + i]) } : {}),
+    };
+  }
+
+  /** What the actor may do on the item, after workspace caps. */
   async #actorCan(actor: string, item: Item, fully: Consistency): Promise<{ manage: boolean; edit: boolean; share: boolean }> {
-    const resource = itemRef(item);
-    const subject = { type: "user", id: actor };
-    const result = await this.deps.engine.checkBulk(
-      (["manage", "edit", "share"] as const).map((permission) => ({ resource, permission, subject })),
-      fully,
-    );
-    const [manage, edit, share] = result.results.map((r) => r.allowed);
-    return { manage: Boolean(manage), edit: Boolean(edit), share: Boolean(share) };
+    return (await this.#ask(fully, { actor, item }, undefined, undefined)).actorCan!;
   }
 
   /** Changing or removing someone else's grant is managing permissions (a manager's job). */
@@ -247,9 +291,10 @@ export class Sharing {
    * R6: a grantee must have at least VIEW on the item's workspace (directly,
    * through a group, or on a descendant workspace) or SEE; editor and
    * manager need it on the native workspace. An organization-wide role is
-   * for the organization that owns the workspace.
+   * for the organization that owns the workspace (`eligibility` is not asked
+   * for organizations).
    */
-  async #requireEligible(grantee: Grantee, role: RoleName, item: Item, workspace: WorkspaceRow, fully: Consistency): Promise<void> {
+  #judgeEligible(grantee: Grantee, role: RoleName, item: Item, workspace: WorkspaceRow, eligibility: Eligibility | undefined): void {
     if (grantee.kind === "organization") {
       if (grantee.id !== workspace.organization_id) {
         throw refused(
@@ -259,16 +304,7 @@ export class Sharing {
       }
       return;
     }
-    const resource = { type: "workspace", id: workspace.id };
-    const subject = granteeSubject(grantee);
-    const result = await this.deps.engine.checkBulk(
-      [
-        { resource, permission: "eligible", subject },
-        { resource, permission: "eligible_native", subject },
-      ],
-      fully,
-    );
-    const [eligible, native] = result.results.map((r) => r.allowed);
+    const { eligible, native } = eligibility ?? { eligible: false, native: false };
     const needsNative = rank(role) >= rank("editor");
     if (needsNative && !native && eligible) {
       throw refused(
@@ -286,19 +322,11 @@ export class Sharing {
     }
   }
 
-  /** R2: the highest role the grantee inherits from the item's ancestor folders, and the nearest folder granting it. */
-  async #inherited(item: Item, grantee: Grantee, fully: Consistency): Promise<{ role: RoleName; from: FolderRow } | undefined> {
-    const parentId = item.kind === "folder" ? item.row.parent_id : item.row.folder_id;
-    if (!parentId) return undefined;
+  /** R2: with the highest role the grantee inherits (from #ask), the nearest ancestor folder granting it directly. */
+  async #inheritedFrom(item: Item, grantee: Grantee, role: RoleName | undefined, fully: Consistency): Promise<{ role: RoleName; from: FolderRow } | undefined> {
+    const parentId = parentFolderId(item);
+    if (!role || !parentId) return undefined;
     const subject = granteeSubject(grantee);
-    const parent = { type: "folder", id: parentId };
-    const levels = [...ROLES].reverse();
-    const granted = await this.deps.engine.checkBulk(
-      levels.map((role) => ({ resource: parent, permission: GRANTED_PERMISSION[role], subject })),
-      fully,
-    );
-    const role = levels.find((_, i) => granted.results[i]?.allowed);
-    if (!role) return undefined;
     const ancestors = await this.deps.store.read.folders.ancestry(parentId);
     const direct: CheckItem[] = ancestors.map((f) => ({ resource: { type: "folder", id: f.id }, permission: DIRECT_PERMISSION[role], subject }));
     const found = await this.deps.engine.checkBulk(direct, fully);
@@ -315,7 +343,7 @@ export class Sharing {
   }
 
   async #ancestorFolders(item: Item): Promise<FolderRow[]> {
-    const parentId = item.kind === "folder" ? item.row.parent_id : item.row.folder_id;
+    const parentId = parentFolderId(item);
     return parentId ? this.deps.store.read.folders.ancestry(parentId) : [];
   }
 
@@ -335,4 +363,14 @@ export class Sharing {
           : await read.organizations.get(grantee.id);
     if (!exists) throw notFound(who(grantee));
   }
+}
+
+/** The grantee's answers on the item's workspace: eligible (R6), and eligible on the native workspace itself. */
+interface Eligibility {
+  readonly eligible: boolean;
+  readonly native: boolean;
+}
+
+function parentFolderId(item: Item): string | null {
+  return item.kind === "folder" ? item.row.parent_id : item.row.folder_id;
 }

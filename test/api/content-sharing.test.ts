@@ -218,6 +218,15 @@ describe('Seed 001, "Folder 1 - Editor or higher"', () => {
     expect(err.message).toMatch(/^a direct grant for user \S+ on workbook \S+ \("Document B"\) does not exist; their manager role is inherited/);
   });
 
+  it("Unshare by someone who may not share Document B: PERMISSION_DENIED, saying nothing of grants or where roles come from", async () => {
+    const nobody = `${p}-nobody`;
+    await users(nobody);
+    const err = await codeOf(unshare(nobody, docB, user(ann)));
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.message).toBe(`user ${nobody} may not change who can access workbook ${docB.id} ("Document B")`);
+    expect(err.message).not.toContain("Subfolder 1");
+  });
+
   it("ListShares: Document B lists direct shares first, then Subfolder 1's and Folder 1's (nearest first), then the workspace's", async () => {
     await share(owner, docB, user(zed), Role.VIEWER);
     const shares = await listShares(docB);
