@@ -110,11 +110,10 @@ export interface Engine {
   writeSchema(schema: string): Promise<void>;
   readSchema(): Promise<string>;
   check(item: CheckItem, consistency: Consistency): Promise<CheckResult>;
-  /** Checks every item at one snapshot; results keep the order of items. */
   /**
-   * Answers in request order, at one snapshot. Once `signal` aborts (the
-   * call that asked has ended) nothing more is sent to SpiceDB and the
-   * promise rejects with the signal's reason.
+   * Checks every item at one snapshot; results keep the order of items.
+   * Once `signal` aborts (the call that asked has ended) nothing more is
+   * sent to SpiceDB and the promise rejects with the signal's reason.
    */
   checkBulk(items: readonly CheckItem[], consistency: Consistency, signal?: AbortSignal): Promise<BulkCheckResult>;
   /** Check with SpiceDB's debug trace, for ExplainPermission. */

@@ -161,12 +161,12 @@ export class SpiceDbEngine implements Engine {
   /**
    * A large bulk check goes to SpiceDB in slices of BULK_SLICE items,
    * BULK_SLICES_IN_FLIGHT at a time: building each request and reading each
-   * answer is then a short task of its own, so other clients' calls run in between instead of
-   * waiting for one long turn of the event loop (issue 8: no engine call may
-   * block the loop for more than 50 ms). Unless the check is at an exact
-   * snapshot already, the first slice's answer fixes the snapshot the others
-   * are asked at, so the whole answer is still one snapshot's. Once `signal`
-   * aborts, no further slice is sent.
+   * answer is then a short task of its own, so other clients' calls run in
+   * between instead of waiting for one long turn of the event loop (issue
+   * 8: no engine call may block the loop for more than 50 ms). Unless the
+   * check is at an exact snapshot already, the first slice's answer fixes
+   * the snapshot the others are asked at, so the whole answer is still one
+   * snapshot's. Once `signal` aborts, no further slice is sent.
    */
   async checkBulk(items: readonly CheckItem[], consistency: Consistency, signal?: AbortSignal): Promise<BulkCheckResult> {
     if (items.length === 0) return { results: [], token: "" };
