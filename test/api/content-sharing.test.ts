@@ -218,7 +218,7 @@ describe('Seed 001, "Folder 1 - Editor or higher"', () => {
     expect(err.message).toMatch(/^a direct grant for user \S+ on workbook \S+ \("Document B"\) does not exist; their manager role is inherited/);
   });
 
-  it("Unshare by someone who may not share Document B: PERMISSION_DENIED, saying nothing of grants or where roles come from", async () => {
+  it("R40: Unshare by someone who may not share Document B: PERMISSION_DENIED, saying nothing of grants or where roles come from", async () => {
     const nobody = `${p}-nobody`;
     await users(nobody);
     const err = await codeOf(unshare(nobody, docB, user(ann)));

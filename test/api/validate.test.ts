@@ -10,7 +10,7 @@ import { CheckBulkPermissionsRequestSchema } from "../../src/gen/sharegraph/v1/p
  * field. The interceptor first scans the message's plain values (cheap on a
  * 1,000-item bulk check) and names the field only when there is one.
  */
-describe("the NUL scan of a request", () => {
+describe("R42: the NUL scan of a request", () => {
   const question = (subject: string) => ({ resource: { type: "dashboard", id: "d1" }, permission: "view", subject: { type: "user", id: subject } });
 
   it("finds U+0000 in a list item's nested message, names the field, and passes a clean request", () => {
