@@ -12,6 +12,9 @@
  *      pairs, each asked once) and warm (256 pairs asked once just before,
  *      then repeated: the decision cache); LookupResources for the probe users who see
  *      ≈10 / ≈1,000 / ≈10,000 items (four kinds, streamed in parallel).
+ *    - The same with VIEW_CHECKS_FROM=postgres (pgview): `view` on content
+ *      answered from Postgres (src/store/content-view.ts), compared with the
+ *      line above on the agreement slice.
  *    - SpiceDB alone: the same datastore served with the same flags, the same
  *      checks sent with @authzed/authzed-node, twice (a fresh process each):
  *      at one exact snapshot, as sharegraph sends them (→ the gateway's
@@ -35,7 +38,7 @@
  * Other knobs: BENCH_SECONDS (time limit per timed line, default 30),
  * BENCH_AGREEMENT (pairs compared before timing, default 2,000),
  * BENCH_SERVER_<NAME> (sets <NAME> in the servers' environment),
- * BENCH_LINES (comma list of spicedb, alone, cte, embedded, writes, startup,
+ * BENCH_LINES (comma list of spicedb, pgview, alone, cte, embedded, writes, startup,
  * eventloop, firsthour; default all; writes, startup, eventloop:
  * bench/lines/ops.ts; firsthour: issue 10's install and start-up figures,
  * bench/first-hour.ts in a fresh clone, BENCH_SKIP_INSTALL and BENCH_STARTS apply),
@@ -64,7 +67,7 @@ const seconds = Number(env["BENCH_SECONDS"] ?? 30);
 const concurrency = Number(env["BENCH_CLIENTS"] ?? 64);
 const cteClients = (env["BENCH_CTE_CLIENTS"] ?? "16,64").split(",").map(Number);
 const embeddedSetting = env["BENCH_EMBEDDED_SCALE"] ?? String(Math.min(scale, 0.1));
-const lines = new Set((env["BENCH_LINES"] ?? "spicedb,alone,cte,embedded,writes,startup,eventloop,firsthour").split(",").map((s) => s.trim()));
+const lines = new Set((env["BENCH_LINES"] ?? "spicedb,pgview,alone,cte,embedded,writes,startup,eventloop,firsthour").split(",").map((s) => s.trim()));
 const name = env["BENCH_NAME"] ?? `scale-${scale}`;
 const binary = env["SPICEDB_BINARY"] ?? DEFAULT_SPICEDB_BINARY;
 const resultsDir = new URL("./results/", import.meta.url);
@@ -80,6 +83,7 @@ const slices = sliceSample(dataset.sample);
 progress(`dataset ${dataset.databaseName}: ${dataset.counts.relationships} relationships; sample ${dataset.sample.length} (agreement ${slices.agreement.length}, single ${slices.singleCold.length}, concurrent ${slices.concurrentCold.length}, warm ${slices.warm.length})`);
 
 let supervised: SharegraphSession | undefined;
+let viewFromPostgres: SharegraphSession | undefined;
 let alone: EngineAloneSession | undefined;
 let aloneLatency: EngineAloneSession | undefined;
 let cte: CteSession | undefined;
@@ -89,6 +93,10 @@ if (!spicedbAvailable) notes.push(`no SpiceDB binary at ${binary}: the supervise
 
 if (spicedbAvailable && lines.has("spicedb")) {
   supervised = await sharegraphSession(dataset, "spicedb", { SPICEDB_BINARY: binary }, { ...options, pinWrite, logFile: new URL(`${name}-spicedb.log`, resultsDir).pathname });
+}
+if (spicedbAvailable && lines.has("pgview")) {
+  const env = { SPICEDB_BINARY: binary, VIEW_CHECKS_FROM: "postgres" };
+  viewFromPostgres = await sharegraphSession(dataset, "spicedb", env, { ...options, pinWrite, logFile: new URL(`${name}-pgview.log`, resultsDir).pathname });
 }
 if (spicedbAvailable && lines.has("alone")) {
   alone = await engineAloneSession(dataset, binary, { ...options, consistency: "exact_snapshot", count: true });
@@ -116,6 +124,7 @@ const ops = await opsLines({ dataset, lines, binary: spicedbAvailable ? binary :
 const reference = supervised?.agreementAnswers ?? (embedded && embedded.datasetScale === scale ? embedded.agreementAnswers : undefined);
 const agreement = {
   cteVsSharegraph: reference && cte ? compareAnswers(slices.agreement, reference, cte.agreementAnswers) : undefined,
+  viewFromPostgresVsSharegraph: reference && viewFromPostgres ? compareAnswers(slices.agreement, reference, viewFromPostgres.agreementAnswers) : undefined,
   engineAloneVsSharegraph: reference && alone ? compareAnswers(slices.agreement, reference, alone.agreementAnswers) : undefined,
   engineAloneMinimizeLatencyVsSharegraph: reference && aloneLatency ? compareAnswers(slices.agreement, reference, aloneLatency.agreementAnswers) : undefined,
   embeddedVsCte: embedded?.agreementWithCte,
@@ -162,7 +171,7 @@ const report = {
     sample: { size: dataset.sample.length, agreement: slices.agreement.length, singleCold: slices.singleCold.length, concurrentCold: slices.concurrentCold.length, warmSet: slices.warm.length },
   },
   agreement,
-  lines: { sharegraphSpicedb: strip(supervised), spicedbAlone: strip(alone), spicedbAloneMinimizeLatency: strip(aloneLatency), cte: strip(cte), sharegraphEmbedded: strip(embedded), ...ops, firstHour: firstHour?.report },
+  lines: { sharegraphSpicedb: strip(supervised), sharegraphViewFromPostgres: strip(viewFromPostgres), spicedbAlone: strip(alone), spicedbAloneMinimizeLatency: strip(aloneLatency), cte: strip(cte), sharegraphEmbedded: strip(embedded), ...ops, firstHour: firstHour?.report },
   gatewayOverhead: overhead,
   notes,
 };
@@ -177,6 +186,7 @@ const addSession = (label: string, s: SharegraphSession | EngineAloneSession | u
   if (s.checks.concurrentWarm) rows.push({ line: label, cache: "warm", result: s.checks.concurrentWarm });
 };
 addSession("sharegraph → supervised SpiceDB (Postgres)", supervised);
+addSession("sharegraph, view from Postgres (VIEW_CHECKS_FROM=postgres)", viewFromPostgres);
 addSession("SpiceDB alone (authzed-node), one exact snapshot", alone);
 addSession("SpiceDB alone (authzed-node), minimize_latency", aloneLatency);
 if (cte) for (const r of Object.values(cte.checks)) rows.push({ line: "recursive CTE on Postgres", cache: "cold", result: r });
@@ -197,7 +207,7 @@ const md = [
   `Machine: ${report.machine.cpus} CPUs, ${report.machine.totalMemGb} GB, shared with other work; time limit ${seconds} s per line.${Object.keys(report.settings.serverEnv).length ? ` Server settings: ${JSON.stringify(report.settings.serverEnv)}.` : ""}`,
   "",
   "## Agreement (before timing)",
-  ...[agreementLine("recursive CTE vs sharegraph", agreement.cteVsSharegraph), agreementLine("SpiceDB alone (exact snapshot) vs sharegraph", agreement.engineAloneVsSharegraph), agreementLine("SpiceDB alone (minimize_latency) vs sharegraph", agreement.engineAloneMinimizeLatencyVsSharegraph), agreementLine(`embedded sharegraph vs CTE (scale ${embedded?.datasetScale})`, agreement.embeddedVsCte)].filter(Boolean),
+  ...[agreementLine("recursive CTE vs sharegraph", agreement.cteVsSharegraph), agreementLine("sharegraph with view from Postgres vs sharegraph", agreement.viewFromPostgresVsSharegraph), agreementLine("SpiceDB alone (exact snapshot) vs sharegraph", agreement.engineAloneVsSharegraph), agreementLine("SpiceDB alone (minimize_latency) vs sharegraph", agreement.engineAloneMinimizeLatencyVsSharegraph), agreementLine(`embedded sharegraph vs CTE (scale ${embedded?.datasetScale})`, agreement.embeddedVsCte)].filter(Boolean),
   "",
   "## CheckPermission (view)",
   "cold: distinct (user, item) pairs, each asked once by that process; warm: 256 pairs asked once just before (untimed), then repeated. One load generator in this process, on the same machine.",

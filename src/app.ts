@@ -299,7 +299,8 @@ export class App {
     const writer = new ChangeWriter(store, applier, tokens, log.child({ component: "writer" }));
     const authz = new Authorizer(engine, tokens);
     const directory = new Directory({ store, writer, authz });
-    const permissions = new Permissions(engine, tokens, schema, config.limits, new LookupCursors(serverKey.mac(CURSOR_MAC_PURPOSE)));
+    const viewIndex = config.reads.viewChecksFrom === "postgres" ? store.read.contentView : undefined;
+    const permissions = new Permissions(engine, tokens, schema, config.limits, new LookupCursors(serverKey.mac(CURSOR_MAC_PURPOSE)), viewIndex);
     const explainer = new Explainer({ store, engine, tokens });
     const catalog = new ContentCatalog({ store, engine, writer, authz, tokens });
     const sharing = new Sharing({ store, engine, writer, tokens, catalog });

@@ -46,7 +46,7 @@ describe("loadConfig", () => {
         shutdownGraceMs: 10_000,
         shutdownTimeoutMs: 20_000,
       },
-      reads: { maxStalenessMs: 1_000, decisionCacheSize: 200_000 },
+      reads: { maxStalenessMs: 1_000, decisionCacheSize: 200_000, viewChecksFrom: "spicedb" },
       limits: { maxBulkItems: 1_000, maxLookupPageSize: 10_000, maxListPageSize: 1_000, callTimeoutMs: 60_000 },
       partners: { invitationTtlDays: 14, acceptUrl: undefined, extraPublicDomains: [] },
       notifications: { smtpUrl: undefined, from: "sharegraph <no-reply@sharegraph.invalid>", pollMs: 1_000, maxAttempts: 10, maxBackoffMs: 300_000 },
@@ -70,8 +70,13 @@ describe("loadConfig", () => {
   });
 
   it("reads the staleness bound of minimize_latency reads and the decision cache size (0 turns it off)", () => {
-    expect(loadConfig({ READ_MAX_STALENESS_MS: "0", DECISION_CACHE_SIZE: "0" }).reads).toEqual({ maxStalenessMs: 0, decisionCacheSize: 0 });
+    expect(loadConfig({ READ_MAX_STALENESS_MS: "0", DECISION_CACHE_SIZE: "0" }).reads).toEqual({ maxStalenessMs: 0, decisionCacheSize: 0, viewChecksFrom: "spicedb" });
     expect(() => loadConfig({ READ_MAX_STALENESS_MS: "-1", DECISION_CACHE_SIZE: "lots" })).toThrow(/READ_MAX_STALENESS_MS[\s\S]*DECISION_CACHE_SIZE/);
+  });
+
+  it("reads who answers view on content (SpiceDB unless VIEW_CHECKS_FROM=postgres), refusing anything else", () => {
+    expect(loadConfig({ VIEW_CHECKS_FROM: "postgres" }).reads.viewChecksFrom).toBe("postgres");
+    expect(() => loadConfig({ VIEW_CHECKS_FROM: "cte" })).toThrow(/VIEW_CHECKS_FROM/);
   });
 
   it("ignores unset (undefined) variables and variables it does not know", () => {

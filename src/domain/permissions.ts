@@ -1,4 +1,5 @@
 import type {
+  BulkCheckResult,
   CheckItem,
   Consistency,
   Engine,
@@ -9,6 +10,7 @@ import type {
 } from "../engine/engine.js";
 import { standInGroup } from "../engine/group-subjects.js";
 import type { SchemaModel } from "../engine/schema.js";
+import type { ViewQuestion } from "../store/content-view.js";
 import type { ConsistencyTokens, Freshness } from "../sync/consistency.js";
 import { invalid } from "./errors.js";
 import { QUERY_ID_PATTERN, requireId } from "./ids.js";
@@ -33,8 +35,39 @@ export interface PermissionLimits {
 const SUBJECT_RELATIONS: Readonly<Record<string, string | undefined>> = { user: undefined, group: "member", organization: "member" };
 
 /**
+ * `view` on content answered from Postgres (src/store/content-view.ts):
+ * VIEW_CHECKS_FROM=postgres. Absent, every question goes to SpiceDB.
+ */
+export interface ContentViewIndex {
+  canView(questions: readonly ViewQuestion[]): Promise<boolean[]>;
+  /** Every item of the kind the user may view, each once. */
+  viewable(userId: string, kind: string): Promise<string[]>;
+}
+
+const CONTENT_KINDS = new Set(["report", "board", "dashboard", "workbook"]);
+
+/**
+ * The question as ContentViewIndex asks it, if it is one it answers: `view`
+ * on a content item for a user. Group and organization members, the
+ * wildcard and group stand-ins ("group|…") stay with SpiceDB.
+ */
+export function viewQuestion(item: CheckItem): ViewQuestion | undefined {
+  const userId = viewer(item.resource.type, item.permission, item.subject);
+  return userId === undefined ? undefined : { userId, kind: item.resource.type, contentId: item.resource.id };
+}
+
+/** The user whose `view` of content of this type is asked, if ContentViewIndex answers it. */
+function viewer(resourceType: string, permission: string, subject: SubjectRef): string | undefined {
+  if (permission !== "view" || !CONTENT_KINDS.has(resourceType)) return undefined;
+  if (subject.type !== "user" || (subject.relation ?? "") !== "" || subject.id === "*" || subject.id.includes("|")) return undefined;
+  return subject.id;
+}
+
+/**
  * PermissionService's questions: validated against the schema before they
- * reach SpiceDB, answered by SpiceDB, each with the token it was answered at.
+ * reach SpiceDB, answered by SpiceDB, each with the token it was answered at
+ * — except, with a ContentViewIndex, `view` on content (viewQuestion), which
+ * Postgres answers from the rows SpiceDB's relationships derive from.
  */
 export class Permissions {
   constructor(
@@ -43,24 +76,49 @@ export class Permissions {
     private readonly schema: SchemaModel,
     readonly limits: PermissionLimits,
     private readonly cursors: LookupCursors,
+    private readonly viewIndex?: ContentViewIndex,
     private readonly memo = new LookupMemo(),
   ) {}
 
   async check(item: CheckItem, freshness: Freshness): Promise<{ allowed: boolean; token: string }> {
+    const question = this.viewIndex && viewQuestion(item);
+    if (question) {
+      const { results, token } = await this.#fromPostgres([question], freshness);
+      return { allowed: results[0]!, token };
+    }
     const consistency = await this.tokens.resolve(freshness);
     const result = await this.engine.check(item, consistency);
     return { allowed: result.allowed, token: this.tokens.forRead(result.token) };
   }
 
   /** `signal`: the call's (src/call-signal.ts); once it aborts, the rest of a large bulk check is not asked. */
-  async checkBulk(items: readonly CheckItem[], freshness: Freshness, signal?: AbortSignal) {
+  async checkBulk(items: readonly CheckItem[], freshness: Freshness, signal?: AbortSignal): Promise<{ results: BulkCheckResult["results"]; token: string }> {
     if (items.length === 0) throw invalid("items", "at least one item is required");
     if (items.length > this.limits.maxBulkItems) {
       throw invalid("items", `at most ${this.limits.maxBulkItems} items per call, got ${items.length}`);
     }
+    // All or nothing: one answer's items share one snapshot and one token.
+    const questions = this.viewIndex ? items.map(viewQuestion) : [];
+    if (questions.length > 0 && questions.every((q) => q !== undefined)) {
+      const { results, token } = await this.#fromPostgres(questions as ViewQuestion[], freshness);
+      return { results: results.map((allowed) => ({ allowed })), token };
+    }
     const consistency = await this.tokens.resolve(freshness);
     const result = await this.engine.checkBulk(items, consistency, signal);
     return { results: result.results, token: this.tokens.forRead(result.token) };
+  }
+
+  /**
+   * The freshness is resolved as for SpiceDB (a token is verified, and its
+   * batch waited for), and the answer's token taken before the query: every
+   * batch it names was committed before the query's snapshot, so the answer
+   * reflects every batch its token names (and perhaps newer ones: Postgres
+   * is ahead of SpiceDB while a batch is on its way).
+   */
+  async #fromPostgres(questions: readonly ViewQuestion[], freshness: Freshness): Promise<{ results: boolean[]; token: string }> {
+    await this.tokens.resolve(freshness);
+    const token = this.tokens.current();
+    return { results: await this.viewIndex!.canView(questions), token };
   }
 
   /**
@@ -75,6 +133,11 @@ export class Permissions {
       throw invalid("page_size", `at most ${this.limits.maxLookupPageSize}`);
     }
     const whole = { resourceType: query.resourceType, permission: query.permission, subject: query.subject };
+    const userId = this.viewIndex && viewer(whole.resourceType, whole.permission, whole.subject);
+    if (userId) {
+      yield* this.#lookupFromPostgres(userId, whole, limit, query.cursor, freshness);
+      return;
+    }
     if (limit === 0 && !query.cursor) {
       const consistency = await this.tokens.resolve(freshness);
       const seen = new Set<string>();
@@ -96,6 +159,26 @@ export class Permissions {
     for (let i = start; i < end; i++) {
       const resourceId = ids[i]!;
       yield { resourceId, cursor: this.cursors.encode(whole, { after: resourceId, epoch: this.tokens.epoch, zed }), token };
+    }
+  }
+
+  /**
+   * LookupResources of `view` on content from Postgres: the whole set in one
+   * statement, in resource-id order, the page asked for. No snapshot outlives
+   * the call (cursors carry none), so each page is read at a newer one than
+   * the last; ids only go up, so no resource comes twice.
+   */
+  async *#lookupFromPostgres(userId: string, whole: LookupResourcesQuery, limit: number, cursorText: string | undefined, freshness: Freshness): AsyncIterable<LookedUp> {
+    const cursor = cursorText ? this.cursors.decode(whole, cursorText) : undefined;
+    await this.tokens.resolve(freshness);
+    const token = this.tokens.current();
+    const ids = (await this.viewIndex!.viewable(userId, whole.resourceType)).sort(compareIds);
+    const paged = limit > 0 || cursor !== undefined;
+    const start = cursor ? firstAfter(ids, cursor.after) : 0;
+    const end = limit === 0 ? ids.length : Math.min(ids.length, start + limit);
+    for (let i = start; i < end; i++) {
+      const resourceId = ids[i]!;
+      yield { resourceId, cursor: paged ? this.cursors.encode(whole, { after: resourceId, epoch: this.tokens.epoch, zed: "" }) : "", token };
     }
   }
 

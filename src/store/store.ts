@@ -5,6 +5,7 @@ import { ChannelPartnersRepo } from "./channel-partners.js";
 import { openDatabase, ping, type DatabaseTarget, type OpenDatabase } from "./connect.js";
 import type { Database, Row, TableName } from "./database.js";
 import { ContentRepo, FoldersRepo } from "./content.js";
+import { ContentViewRepo } from "./content-view.js";
 import { EntitiesRepo } from "./entities.js";
 import { GrantsRepo } from "./grants.js";
 import { translateStoreError } from "./errors.js";
@@ -36,6 +37,7 @@ export class Repositories {
   readonly outbox: OutboxRepo;
   readonly serverKeys: ServerKeysRepo;
   readonly backup: BackupRepo;
+  readonly contentView: ContentViewRepo;
 
   constructor(private readonly db: Kysely<Database>) {
     this.users = new UsersRepo(db);
@@ -53,6 +55,7 @@ export class Repositories {
     this.outbox = new OutboxRepo(db);
     this.serverKeys = new ServerKeysRepo(db);
     this.backup = new BackupRepo(db);
+    this.contentView = new ContentViewRepo(db);
   }
 
   /**
