@@ -194,6 +194,8 @@ addSession(`sharegraph → embedded SpiceDB (scale ${embedded?.datasetScale})`, 
 const lookups = [
   ...(supervised ? supervised.lookups.first.map((lookup) => ({ line: "sharegraph → supervised SpiceDB", lookup })) : []),
   ...(supervised ? supervised.lookups.again.map((lookup) => ({ line: "same, again", lookup })) : []),
+  ...(viewFromPostgres ? viewFromPostgres.lookups.first.map((lookup) => ({ line: "sharegraph, view from Postgres", lookup })) : []),
+  ...(viewFromPostgres ? viewFromPostgres.lookups.again.map((lookup) => ({ line: "same, again", lookup })) : []),
   ...(cte ? cte.lookups.map((lookup) => ({ line: "recursive CTE", lookup })) : []),
   ...(embedded ? embedded.lookups.first.map((lookup) => ({ line: `sharegraph → embedded (scale ${embedded.datasetScale})`, lookup })) : []),
 ];

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { PostgresCursor, PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kysely";
 import pg from "pg";
 import { abortReason, CallAbortedError, callSignal, deadlinePassed, outsideCall, untilDeadline } from "../call-signal.js";
@@ -136,6 +137,29 @@ function optionsOf(connectionString: string | undefined): string | undefined {
   }
 }
 
+/**
+ * A statement whose text starts with the comment `prepared: <name>` is
+ * prepared once per connection and executed by name after that: Postgres
+ * parses and plans it once (and, after a few executions, keeps a generic
+ * plan), where planning a large statement can cost more than running it
+ * (src/store/content-view.ts). The name carries a digest of the text, so two
+ * texts never share one.
+ */
+const PREPARE_MARK = /^\/\* prepared: ([a-z_]+) \*\//;
+const preparedNames = new Map<string, string | undefined>();
+
+function preparedName(text: string): string | undefined {
+  if (!text.startsWith("/* prepared: ")) return undefined;
+  let name = preparedNames.get(text);
+  if (name === undefined && !preparedNames.has(text)) {
+    const mark = PREPARE_MARK.exec(text)?.[1];
+    name = mark ? `${mark}_${createHash("sha256").update(text).digest("hex").slice(0, 12)}` : undefined;
+    // Texts are a handful of constants; the bound only guards against a caller building them.
+    if (preparedNames.size < 64) preparedNames.set(text, name);
+  }
+  return name;
+}
+
 class GuardedClient implements PostgresPoolClient {
   #failure: StoreUnavailableError | undefined;
 
@@ -149,7 +173,9 @@ class GuardedClient implements PostgresPoolClient {
   query<R>(sqlOrCursor: string | PostgresCursor<R>, parameters?: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> | PostgresCursor<R> {
     if (typeof sqlOrCursor !== "string") return this.client.query(sqlOrCursor as unknown as pg.Submittable) as unknown as PostgresCursor<R>;
     if (this.#failure) return Promise.reject(this.#failure);
-    return (this.client.query(sqlOrCursor, parameters as unknown[]) as unknown as Promise<PostgresQueryResult<R>>).catch((err: unknown) => {
+    const name = preparedName(sqlOrCursor);
+    const query = name ? { name, text: sqlOrCursor, values: parameters as unknown[] } : { text: sqlOrCursor, values: parameters as unknown[] };
+    return (this.client.query(query) as unknown as Promise<PostgresQueryResult<R>>).catch((err: unknown) => {
       if (!isConnectionFailure(err)) throw err;
       this.#failure = new StoreUnavailableError(
         err instanceof Error && /timeout/i.test(err.message) ? "the database did not answer in time" : "the connection to the database was lost",

@@ -1,6 +1,9 @@
+import { sql, type Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.js";
 import type { CheckItem } from "../../src/engine/engine.js";
+import type { Database } from "../../src/store/database.js";
+import { TEST_DATABASE_URL } from "../support/database.js";
 import { PLATFORM_ADMIN, startTestServer, type TestServer } from "../support/server.js";
 
 /*
@@ -155,3 +158,21 @@ describe("view on content, from SpiceDB and from Postgres", () => {
     await expectView("pia", item("report", "r-top"), false);
   });
 });
+
+describe.runIf(TEST_DATABASE_URL)("view statements on Postgres", () => {
+  it("are prepared once per connection (planning them costs more than running them) and answer the same when run by name", async () => {
+    const prepared = await app.domain.store.transaction(async (tx) => {
+      const first = await tx.contentView.canView([{ userId: "ann", kind: "dashboard", contentId: "deep" }]);
+      const again = await tx.contentView.canView([{ userId: "ann", kind: "dashboard", contentId: "deep" }]);
+      await tx.contentView.viewable("ann", "dashboard");
+      // The transaction's own connection: prepared statements are per session.
+      const db = (tx as unknown as { readonly db: Kysely<Database> }).db;
+      const { rows } = await sql<{ name: string }>`select name from pg_prepared_statements order by name`.execute(db);
+      return { first, again, names: rows.map((r) => r.name.replace(/_[0-9a-f]{12}$/, "")) };
+    });
+    expect(prepared.first).toEqual([true]);
+    expect(prepared.again).toEqual([true]);
+    expect(prepared.names).toEqual(expect.arrayContaining(["sg_can_view", "sg_viewable"]));
+  });
+});
+
