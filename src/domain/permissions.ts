@@ -48,7 +48,7 @@ const CONTENT_KINDS = new Set(["report", "board", "dashboard", "workbook"]);
 
 /**
  * The question as ContentViewIndex asks it, if it is one it answers: `view`
- * on a content item for a user. Group and organization members, the
+ * (or `interact`, the same) on a content item for a user. Group and organization members, the
  * wildcard and group stand-ins ("group|…") stay with SpiceDB.
  */
 export function viewQuestion(item: CheckItem): ViewQuestion | undefined {
@@ -56,9 +56,12 @@ export function viewQuestion(item: CheckItem): ViewQuestion | undefined {
   return userId === undefined ? undefined : { userId, kind: item.resource.type, contentId: item.resource.id };
 }
 
+/** `interact` is `view` on every content kind (schema/sharegraph.zed). */
+const VIEW_PERMISSIONS = new Set(["view", "interact"]);
+
 /** The user whose `view` of content of this type is asked, if ContentViewIndex answers it. */
 function viewer(resourceType: string, permission: string, subject: SubjectRef): string | undefined {
-  if (permission !== "view" || !CONTENT_KINDS.has(resourceType)) return undefined;
+  if (!VIEW_PERMISSIONS.has(permission) || !CONTENT_KINDS.has(resourceType)) return undefined;
   if (subject.type !== "user" || (subject.relation ?? "") !== "" || subject.id === "*" || subject.id.includes("|")) return undefined;
   return subject.id;
 }

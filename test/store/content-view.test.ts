@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { sql, type Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.js";
@@ -156,6 +157,16 @@ describe("view on content, from SpiceDB and from Postgres", () => {
     track(await app.domain.partners.remove("ann", "acme", partnerOrg));
     await expectView("pat", item("report", "r-top"), false);
     await expectView("pia", item("report", "r-top"), false);
+  });
+});
+
+describe("what the Postgres path takes for granted", () => {
+  it("the schema defines interact as view on every content kind, so Postgres answers both alike", () => {
+    const schema = readFileSync(new URL("../../schema/sharegraph.zed", import.meta.url), "utf8");
+    for (const kind of ["report", "board", "dashboard", "workbook"]) {
+      const definition = new RegExp(`definition ${kind} \\{([\\s\\S]*?)\\n\\}`).exec(schema)?.[1] ?? "";
+      expect(definition, kind).toMatch(/^\s*permission interact = view\s*$/m);
+    }
   });
 });
 
