@@ -88,14 +88,23 @@ const BULK_IN_FLIGHT = 4;
 export class ContentViewRepo {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** The answers, in order. A bulk check runs its questions a few at a time, each one statement. */
+  /**
+   * The answers, in order. A bulk check runs its questions a few at a time,
+   * each one statement; once one fails, no further one is sent.
+   */
   async canView(questions: readonly ViewQuestion[]): Promise<boolean[]> {
     const answers = new Array<boolean>(questions.length);
     let next = 0;
+    let failed = false;
     const worker = async () => {
-      while (next < questions.length) {
+      while (!failed && next < questions.length) {
         const i = next++;
-        answers[i] = await this.#canView(questions[i]!);
+        try {
+          answers[i] = await this.#canView(questions[i]!);
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(BULK_IN_FLIGHT, questions.length) }, worker));

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.js";
 import type { CheckItem } from "../../src/engine/engine.js";
 import type { Database } from "../../src/store/database.js";
+import { ContentViewRepo } from "../../src/store/content-view.js";
+import { StoreUnavailableError } from "../../src/store/errors.js";
 import { TEST_DATABASE_URL } from "../support/database.js";
 import { PLATFORM_ADMIN, startTestServer, type TestServer } from "../support/server.js";
 
@@ -167,6 +169,25 @@ describe("what the Postgres path takes for granted", () => {
       const definition = new RegExp(`definition ${kind} \\{([\\s\\S]*?)\\n\\}`).exec(schema)?.[1] ?? "";
       expect(definition, kind).toMatch(/^\s*permission interact = view\s*$/m);
     }
+  });
+});
+
+describe("a bulk of view questions when the database fails", () => {
+  it("fails the call with the store's error and sends no further statement once one has failed", async () => {
+    let sent = 0;
+    const failing = {
+      executeQuery: async () => {
+        const ordinal = ++sent;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        if (ordinal === 3) throw new StoreUnavailableError("the connection to the database was lost");
+        return { rows: [{ allowed: true }] };
+      },
+    } as unknown as Kysely<Database>;
+    const questions = Array.from({ length: 100 }, (_, i) => ({ userId: "ann", kind: "report", contentId: `r${i}` }));
+    await expect(new ContentViewRepo(failing).canView(questions)).rejects.toThrow(StoreUnavailableError);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The three others in flight when it failed may finish; nothing is sent after.
+    expect(sent).toBeLessThanOrEqual(6);
   });
 });
 
