@@ -14,6 +14,7 @@ import type { ViewQuestion } from "../store/content-view.js";
 import type { ConsistencyTokens, Freshness } from "../sync/consistency.js";
 import { invalid } from "./errors.js";
 import { QUERY_ID_PATTERN, requireId } from "./ids.js";
+import { isContentKind } from "./roles.js";
 import type { LookupCursors} from "./lookup-pages.js";
 import { compareIds, firstAfter, LookupMemo, queryKey } from "./lookup-pages.js";
 
@@ -44,8 +45,6 @@ export interface ContentViewIndex {
   viewable(userId: string, kind: string): Promise<string[]>;
 }
 
-const CONTENT_KINDS = new Set(["report", "board", "dashboard", "workbook"]);
-
 /**
  * The question as ContentViewIndex asks it, if it is one it answers: `view`
  * (or `interact`, the same) on a content item for a user. Group and organization members, the
@@ -61,7 +60,7 @@ const VIEW_PERMISSIONS = new Set(["view", "interact"]);
 
 /** The user whose `view` of content of this type is asked, if ContentViewIndex answers it. */
 function viewer(resourceType: string, permission: string, subject: SubjectRef): string | undefined {
-  if (!VIEW_PERMISSIONS.has(permission) || !CONTENT_KINDS.has(resourceType)) return undefined;
+  if (!VIEW_PERMISSIONS.has(permission) || !isContentKind(resourceType)) return undefined;
   if (subject.type !== "user" || (subject.relation ?? "") !== "" || subject.id === "*" || subject.id.includes("|")) return undefined;
   return subject.id;
 }
