@@ -50,8 +50,8 @@ export class ApiKeys {
    * R41, for a call to service/method with this authorization header: the
    * caller's key, undefined for open services, or a ConnectError (no or
    * unknown key: UNAUTHENTICATED; a check key on an admin RPC:
-   * PERMISSION_DENIED). The one check, used before a request body is read
-   * (front door) and again by the interceptor.
+   * PERMISSION_DENIED). The one check, made before a request body is read
+   * (front door), or by the interceptor for calls that did not pass there.
    */
   authorize(service: string, method: string, authorization: string | null | undefined): ApiKey | undefined {
     const needed = requiredScope(service, method);
@@ -87,7 +87,9 @@ export const callerKey = createContextKey<ApiKey | undefined>(undefined, { descr
  */
 export function authInterceptor(keys: ApiKeys): Interceptor {
   return (next) => async (req) => {
-    const key = keys.authorize(req.service.typeName, req.method.name, req.header.get("authorization"));
+    // The front door has already checked the key before reading the body (and refused the call if it failed);
+    // calls that did not come through it (the router alone, in tests) are checked here.
+    const key = req.contextValues.get(callerKey) ?? keys.authorize(req.service.typeName, req.method.name, req.header.get("authorization"));
     if (!key) return next(req);
     req.contextValues.set(callerKey, key);
     const field = actorField(req.method.input);

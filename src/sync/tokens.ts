@@ -27,16 +27,33 @@ const PREFIX = "sg2";
 export const TOKEN_MAC_PURPOSE = "consistency-token/v2";
 const SHAPE = /^sg2\.([A-Za-z0-9_-]{1,4096})\.([A-Za-z0-9_-]{22})$/;
 
+/**
+ * Between two writes every answer carries the same token, and callers send
+ * back the few tokens they were given: the codec remembers the last token it
+ * made and the last few it verified, so the HMAC runs once per token rather
+ * than once per call. Only exact strings that verified are remembered.
+ */
+const VERIFIED_KEPT = 64;
+
 export class TokenCodec {
+  #lastEncoded: { parts: TokenParts; token: string } | undefined;
+  readonly #verified = new Map<string, TokenParts>();
+
   constructor(private readonly mac: Mac) {}
 
   encode(parts: TokenParts): string {
+    const last = this.#lastEncoded;
+    if (last && last.parts.batch === parts.batch && last.parts.epoch === parts.epoch && last.parts.zed === parts.zed) return last.token;
     const payload = Buffer.from(`${parts.epoch}|${parts.batch}|${parts.zed}`, "utf8").toString("base64url");
-    return `${PREFIX}.${payload}.${this.mac.tag(payload).toString("base64url")}`;
+    const token = `${PREFIX}.${payload}.${this.mac.tag(payload).toString("base64url")}`;
+    this.#lastEncoded = { parts: { epoch: parts.epoch, batch: parts.batch, zed: parts.zed }, token };
+    return token;
   }
 
   /** Throws InvalidTokenError for anything this deployment did not issue. */
   decode(token: string): TokenParts {
+    const known = this.#verified.get(token);
+    if (known) return known;
     const match = SHAPE.exec(token);
     if (!match) throw isLegacy(token) ? new InvalidTokenError(LEGACY) : new InvalidTokenError();
     const [, payload, tag] = match as unknown as [string, string, string];
@@ -44,7 +61,10 @@ export class TokenCodec {
     const [epoch, batch, ...zed] = Buffer.from(payload, "base64url").toString("utf8").split("|");
     // Only a bug of ours could sign a malformed payload; still refuse rather than guess.
     if (!epoch || !batch || !/^\d{1,15}$/.test(batch)) throw new InvalidTokenError();
-    return { epoch, batch: Number(batch), zed: zed.join("|") };
+    const parts = Object.freeze({ epoch, batch: Number(batch), zed: zed.join("|") });
+    if (this.#verified.size >= VERIFIED_KEPT) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(token, parts);
+    return parts;
   }
 }
 

@@ -149,3 +149,30 @@ describe("issue 7.1: the outbox never counts a batch it does not have as applied
     expect(await outbox.progress(newest + 1)).toEqual({ newest, applied: true });
   });
 });
+
+describe("issue 8: the token codec remembers what it made and verified, and nothing else", () => {
+  const ours = new TokenCodec(new ServerKey(randomBytes(32)).mac(TOKEN_MAC_PURPOSE));
+  const theirs = new TokenCodec(new ServerKey(randomBytes(32)).mac(TOKEN_MAC_PURPOSE));
+
+  it("makes the same token for the same batch and a different one for any other part", () => {
+    const parts = { epoch: "e1", batch: 7, zed: "zed-7" };
+    const token = ours.encode(parts);
+    expect(ours.encode({ ...parts })).toBe(token);
+    expect(new Set([ours.encode({ ...parts, batch: 8 }), ours.encode({ ...parts, epoch: "e2" }), ours.encode({ ...parts, zed: "zed-8" }), token]).size).toBe(4);
+    expect(ours.encode(parts)).toBe(token);
+    expect(ours.decode(token)).toEqual(parts);
+  });
+
+  it("still refuses another deployment's token for the same payload after verifying its own, and verifies again after forgetting", () => {
+    const parts = { epoch: "e1", batch: 9, zed: "" };
+    const own = ours.encode(parts);
+    expect(ours.decode(own)).toEqual(parts);
+    const foreign = theirs.encode(parts);
+    expect(foreign.split(".")[1]).toBe(own.split(".")[1]);
+    expect(() => ours.decode(foreign)).toThrow(/not a consistency token issued by this sharegraph deployment/);
+    // More distinct tokens than it keeps: the first is forgotten and verified afresh.
+    for (let batch = 100; batch < 300; batch++) expect(ours.decode(ours.encode({ epoch: "e1", batch, zed: "" })).batch).toBe(batch);
+    expect(ours.decode(own)).toEqual(parts);
+    expect(() => ours.decode(foreign)).toThrow(/not a consistency token/);
+  });
+});
