@@ -135,10 +135,16 @@ export class ContentViewRepo {
         select g.folder_id, g.content_id, g.resource_type from grants g
         join organization_members om on g.organization_id = om.organization_id and om.user_id = ${userId}
       ),
+      held_folders as (select distinct folder_id as id from held where folder_id is not null),
+      -- Folders below the held ones, then their content, probed per folder through an index
+      -- (content_folder_kind answers from the index alone). offset 0 keeps each probe a probe:
+      -- the planner's estimate of these sets is far too high, and it would otherwise hash every
+      -- folder_ancestors row and scan every item of the kind.
       granted_folders as (
-        select folder_id as id from held where folder_id is not null
+        select id from held_folders
         union
-        select fa.folder_id from folder_ancestors fa join held h on fa.ancestor_id = h.folder_id
+        select d.folder_id from held_folders hf,
+          lateral (select fa.folder_id from folder_ancestors fa where fa.ancestor_id = hf.id offset 0) d
       ),
       admin_of as (
         select w.id from workspaces w
@@ -177,9 +183,9 @@ export class ContentViewRepo {
       where c.kind = ${kind} and c.workspace_id in (select id from view_in_tree)
         and c.id in (select content_id from held where resource_type = ${kind})
       union
-      select c.id from content c
-      where c.kind = ${kind} and c.workspace_id in (select id from view_in_tree)
-        and c.folder_id in (select id from granted_folders)
+      select c.id from granted_folders gf,
+        lateral (select c.id, c.workspace_id from content c where c.folder_id = gf.id and c.kind = ${kind} offset 0) c
+      where c.workspace_id in (select id from view_in_tree)
       union
       select c.id from content c
       where c.kind = ${kind} and c.workspace_id in (select id from all_content)

@@ -294,7 +294,7 @@ describe("sharegraph export / import", () => {
     expect(newer.stderr).toContain("record 1 (header): format version 2 is not supported");
     // An export of an older database migration is refused, unless only migrations that change nothing an export holds came after it.
     const older = await onEmpty(["import"], `${JSON.stringify({ header: { ...future, version: 1, migration: "0008_service_relationships" } })}\n`);
-    expect(older.stderr).toContain('record 1 (header): exported at database migration "0008_service_relationships", this server is at "0011_group_closure" (and reads exports of "0010_cumulative_roles", "0009_workspace_ancestors": same tables)');
+    expect(older.stderr).toContain('record 1 (header): exported at database migration "0008_service_relationships", this server is at "0012_content_by_folder_and_kind" (and reads exports of "0011_group_closure", "0010_cumulative_roles", "0009_workspace_ancestors": same tables)');
 
     const imported = await onEmpty(["import", file, "--json"]);
     expect(imported.stderr).toBe("");
@@ -372,11 +372,11 @@ describe("sharegraph export / import", () => {
   it("an import in many small batches (each call continues the first one's import) restores the same rows, also from an export taken before a data-only migration", async () => {
     const file = join(work, "batches.jsonl");
     expect((await onDemo(["export", file])).code).toBe(0);
-    // As exported by the version before 0010 (which changed no table) and 0011 (which added only the group closure, computed
-    // again on import): SpiceDB still ends exact, cumulative relations and the group closure included.
+    // As exported by the version before 0010 (which changed no table) 0011 (which added only the group closure, computed
+    // again on import) and 0012 (indexes only): SpiceDB still ends exact, cumulative relations and the group closure included.
     const [head, ...rest] = readFileSync(file, "utf8").split("\n");
     const older = JSON.parse(head!) as { header: { migration: string } };
-    expect(older.header.migration).toBe("0011_group_closure");
+    expect(older.header.migration).toBe("0012_content_by_folder_and_kind");
     writeFileSync(file, [JSON.stringify({ header: { ...older.header, migration: "0009_workspace_ancestors" } }), ...rest].join("\n"));
     const third = await startTestServer();
     try {

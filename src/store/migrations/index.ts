@@ -10,6 +10,7 @@ import * as m0008 from "./0008_service_relationships.js";
 import * as m0009 from "./0009_workspace_ancestors.js";
 import * as m0010 from "./0010_cumulative_roles.js";
 import * as m0011 from "./0011_group_closure.js";
+import * as m0012 from "./0012_content_by_folder_and_kind.js";
 
 /**
  * A static index rather than a folder scan: it survives bundling, and the
@@ -27,6 +28,7 @@ const migrations: Record<string, Migration> = {
   "0009_workspace_ancestors": m0009,
   "0010_cumulative_roles": m0010,
   "0011_group_closure": m0011,
+  "0012_content_by_folder_and_kind": m0012,
 };
 
 export const migrationProvider: MigrationProvider = {
@@ -42,8 +44,9 @@ export const DATA_ONLY_MIGRATIONS: ReadonlySet<string> = new Set(["0010_cumulati
 
 /**
  * Migrations after which an export still holds the same tables and
- * columns: the data-only ones, and those that only add a table derived
- * from others and not exported (0011's group_closure, which an import
- * computes again). An export taken before one of them can be imported.
+ * columns: the data-only ones, those that only add a table derived from
+ * others and not exported (0011's group_closure, which an import computes
+ * again), and those that only change indexes (0012). An export taken
+ * before one of them can be imported.
  */
-export const EXPORT_NEUTRAL_MIGRATIONS: ReadonlySet<string> = new Set([...DATA_ONLY_MIGRATIONS, "0011_group_closure"]);
+export const EXPORT_NEUTRAL_MIGRATIONS: ReadonlySet<string> = new Set([...DATA_ONLY_MIGRATIONS, "0011_group_closure", "0012_content_by_folder_and_kind"]);
