@@ -212,14 +212,14 @@ describe.skipIf(!realSpiceDb.available)(realSpiceDbTitle("SHAREGRAPH_ENGINE=spic
     const store = await Store.open(target);
     try {
       const schema = target.kind === "postgres" ? target.schema : undefined;
-      const down = await new Migrator({ db: kyselyOf(store), provider: migrationProvider, ...(schema ? { migrationTableSchema: schema } : {}) }).migrateDown();
-      expect(down.results?.map((r) => r.migrationName)).toEqual(["0011_group_closure"]);
+      const down = await new Migrator({ db: kyselyOf(store), provider: migrationProvider, ...(schema ? { migrationTableSchema: schema } : {}) }).migrateTo("0010_cumulative_roles");
+      expect(down.results?.map((r) => r.migrationName)).toEqual(["0012_content_by_folder_and_kind", "0011_group_closure"]);
     } finally {
       await store.close();
     }
 
     server = await start();
-    expect(logged("database ready")).toMatchObject([{ applied: ["0011_group_closure"] }]);
+    expect(logged("database ready")).toMatchObject([{ applied: ["0011_group_closure", "0012_content_by_folder_and_kind"] }]);
     expect(logged("SpiceDB datastore rebuilt from Postgres")).toEqual([]);
     const groupDefinition = /definition group \{[^}]*\}/.exec(await server.app.domain.engine.readSchema())?.[0];
     expect(groupDefinition).toMatch(/relation member: user\b/);
