@@ -17,11 +17,11 @@ const load = (l: readonly number[]) => l.map((x) => x.toFixed(2)).join(" / ");
 
 export function checkTable(rows: readonly CheckRow[]): string {
   const out = [
-    "| line | cache | clients | calls | errors | checks/s | p50 ms | p90 ms | p99 ms | max ms |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| line | cache | clients | calls | errors | checks/s | p50 ms | p90 ms | p99 ms | max ms | load generator CPU ms/call |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const { line, cache, result: r } of rows) {
-    out.push(`| ${line} | ${cache} | ${r.clients} | ${r.calls}${r.timeLimited ? " (time limit)" : ""} | ${r.errors} | ${fmt(r.perSecond)} | ${fmt(r.p50_ms)} | ${fmt(r.p90_ms)} | ${fmt(r.p99_ms)} | ${fmt(r.max_ms)} |`);
+    out.push(`| ${line} | ${cache} | ${r.clients} | ${r.calls}${r.timeLimited ? " (time limit)" : ""} | ${r.errors} | ${fmt(r.perSecond)} | ${fmt(r.p50_ms)} | ${fmt(r.p90_ms)} | ${fmt(r.p99_ms)} | ${fmt(r.max_ms)} | ${fmt(r.clientCpuMsPerCall)} |`);
   }
   return out.join("\n");
 }

@@ -38,6 +38,8 @@
  * Other knobs: BENCH_SECONDS (time limit per timed line, default 30),
  * BENCH_AGREEMENT (pairs compared before timing, default 2,000),
  * BENCH_SERVER_<NAME> (sets <NAME> in the servers' environment),
+ * BENCH_CLIENT (the check lines' client library through sharegraph: grpc-js, the
+ * default, as authzed-node in the SpiceDB-alone line; or connect),
  * BENCH_LINES (comma list of spicedb, pgview, alone, cte, embedded, writes, startup,
  * eventloop, firsthour; default all; writes, startup, eventloop:
  * bench/lines/ops.ts; firsthour: issue 10's install and start-up figures,
@@ -185,12 +187,13 @@ const addSession = (label: string, s: SharegraphSession | EngineAloneSession | u
   if (s.checks.singleWarm) rows.push({ line: label, cache: "warm", result: s.checks.singleWarm });
   if (s.checks.concurrentWarm) rows.push({ line: label, cache: "warm", result: s.checks.concurrentWarm });
 };
-addSession("sharegraph → supervised SpiceDB (Postgres)", supervised);
-addSession("sharegraph, view from Postgres (VIEW_CHECKS_FROM=postgres)", viewFromPostgres);
+const via = (s: SharegraphSession | undefined) => (s ? `, ${s.checkClient} client` : "");
+addSession(`sharegraph → supervised SpiceDB (Postgres)${via(supervised)}`, supervised);
+addSession(`sharegraph, view from Postgres (VIEW_CHECKS_FROM=postgres)${via(viewFromPostgres)}`, viewFromPostgres);
 addSession("SpiceDB alone (authzed-node), one exact snapshot", alone);
 addSession("SpiceDB alone (authzed-node), minimize_latency", aloneLatency);
 if (cte) for (const r of Object.values(cte.checks)) rows.push({ line: "recursive CTE on Postgres", cache: "cold", result: r });
-addSession(`sharegraph → embedded SpiceDB (scale ${embedded?.datasetScale})`, embedded);
+addSession(`sharegraph → embedded SpiceDB (scale ${embedded?.datasetScale})${via(embedded)}`, embedded);
 const lookups = [
   ...(supervised ? supervised.lookups.first.map((lookup) => ({ line: "sharegraph → supervised SpiceDB", lookup })) : []),
   ...(supervised ? supervised.lookups.again.map((lookup) => ({ line: "same, again", lookup })) : []),

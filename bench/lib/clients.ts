@@ -1,7 +1,15 @@
+import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { v1 } from "@authzed/authzed-node";
-import { PermissionService } from "../../src/gen/sharegraph/v1/permission_service_pb.js";
+import { credentials, makeGenericClientConstructor, Metadata, type Client as GrpcClient, type ServiceError } from "@grpc/grpc-js";
+import {
+  CheckPermissionRequestSchema,
+  CheckPermissionResponseSchema,
+  PermissionService,
+  type CheckPermissionRequest,
+  type CheckPermissionResponse,
+} from "../../src/gen/sharegraph/v1/permission_service_pb.js";
 import type { SamplePair } from "../dataset.js";
 import type { Checker } from "../lines/checks.js";
 
@@ -24,6 +32,64 @@ export function sharegraphClients(baseUrl: string, key: string, connections: num
 export function sharegraphChecker(clients: readonly PermissionClient[]): Checker {
   return async (pair: SamplePair, client: number) => {
     const response = await clients[client % clients.length]!.checkPermission({
+      resource: pair.resource,
+      permission: pair.permission,
+      subject: { type: "user", id: pair.userId, relation: "" },
+    });
+    return response.allowed;
+  };
+}
+
+const checkPermission = {
+  path: "/sharegraph.v1.PermissionService/CheckPermission",
+  requestStream: false,
+  responseStream: false,
+  requestSerialize: (m: CheckPermissionRequest) => Buffer.from(toBinary(CheckPermissionRequestSchema, m)),
+  requestDeserialize: (b: Buffer) => fromBinary(CheckPermissionRequestSchema, b),
+  responseSerialize: (m: CheckPermissionResponse) => Buffer.from(toBinary(CheckPermissionResponseSchema, m)),
+  responseDeserialize: (b: Buffer) => fromBinary(CheckPermissionResponseSchema, b),
+};
+
+export interface GrpcJsClients {
+  check(client: number, init: MessageInitShape<typeof CheckPermissionRequestSchema>): Promise<CheckPermissionResponse>;
+  close(): void;
+}
+
+type Unary = (req: CheckPermissionRequest, md: Metadata, cb: (err: ServiceError | null, res?: CheckPermissionResponse) => void) => void;
+
+/**
+ * CheckPermission through @grpc/grpc-js — the library @authzed/authzed-node
+ * uses — so that the load generator costs the same per call whether it asks
+ * sharegraph or SpiceDB alone (on a shared 2-core machine its CPU is the
+ * servers' loss).
+ */
+export function grpcJsClients(baseUrl: string, key: string, connections: number): GrpcJsClients {
+  const Ctor = makeGenericClientConstructor({ checkPermission }, "PermissionService");
+  const target = new URL(baseUrl).host;
+  const md = new Metadata();
+  md.set("authorization", `Bearer ${key}`);
+  const clients = Array.from(
+    { length: connections },
+    // A distinct channel per client: grpc-js shares subchannels between clients with equal options otherwise.
+    (_, i) => new Ctor(target, credentials.createInsecure(), { "grpc.primary_user_agent": `bench-${i}` }) as unknown as GrpcClient & { checkPermission: Unary },
+  );
+  return {
+    check(client: number, init: MessageInitShape<typeof CheckPermissionRequestSchema>): Promise<CheckPermissionResponse> {
+      const c = clients[client % clients.length]!;
+      return new Promise((resolve, reject) =>
+        c.checkPermission(create(CheckPermissionRequestSchema, init), md, (err, res) => (err ? reject(err) : resolve(res!))),
+      );
+    },
+    close() {
+      for (const c of clients) c.close();
+    },
+  };
+}
+
+/** CheckPermission through sharegraph with grpc-js clients (see grpcJsClients). */
+export function sharegraphGrpcJsChecker(clients: GrpcJsClients): Checker {
+  return async (pair: SamplePair, client: number) => {
+    const response = await clients.check(client, {
       resource: pair.resource,
       permission: pair.permission,
       subject: { type: "user", id: pair.userId, relation: "" },

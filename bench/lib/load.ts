@@ -19,6 +19,11 @@ export interface LoadResult {
   readonly max_ms: number;
   /** Stopped by the time limit before the list ran out. */
   readonly timeLimited: boolean;
+  /**
+   * This process's CPU (user + system) per answered call, ms: the load
+   * generator's share of a machine it shares with the servers it measures.
+   */
+  readonly clientCpuMsPerCall: number;
 }
 
 export function percentile(sorted: readonly number[], p: number): number {
@@ -42,6 +47,7 @@ export async function runLoad<T>(options: {
   let firstError: string | undefined;
   let timeLimited = false;
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   const worker = async (client: number) => {
     for (;;) {
       if (next >= items.length) return;
@@ -62,6 +68,7 @@ export async function runLoad<T>(options: {
   };
   await Promise.all(Array.from({ length: clients }, (_, i) => worker(i)));
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
   latencies.sort((a, b) => a - b);
   return {
     clients,
@@ -75,5 +82,6 @@ export async function runLoad<T>(options: {
     p99_ms: percentile(latencies, 0.99),
     max_ms: round(latencies.at(-1) ?? Number.NaN),
     timeLimited,
+    clientCpuMsPerCall: round((cpu.user + cpu.system) / 1000 / Math.max(1, latencies.length + errors), 3),
   };
 }

@@ -3,7 +3,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { DirectoryService } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import type { Dataset } from "../dataset.js";
-import { sharegraphChecker, sharegraphClients } from "../lib/clients.js";
+import { grpcJsClients, sharegraphChecker, sharegraphClients, sharegraphGrpcJsChecker } from "../lib/clients.js";
 import { sliceSample } from "../lib/sample.js";
 import { startServer } from "../lib/server.js";
 import { answers, checkLines, type CheckLineOptions, type CheckLines } from "./checks.js";
@@ -28,6 +28,8 @@ export interface SharegraphSession {
   readonly pinWrite: { made: boolean; ms?: number };
   readonly loadavg: { start: number[]; end: number[] };
   readonly logFile: string;
+  /** The client library of the check lines (BENCH_CLIENT). */
+  readonly checkClient: "grpc-js" | "connect";
 }
 
 /**
@@ -80,12 +82,23 @@ export async function sharegraphSession(
       pinWrite = { made: true, ms: Math.round(performance.now() - t) };
     }
     const clients = sharegraphClients(server.baseUrl, KEY, 4);
-    const check = sharegraphChecker(clients);
+    // The check lines' client: by default @grpc/grpc-js, as the SpiceDB-alone line's authzed-node, which costs
+    // this process less than half the CPU per call of Connect's Node client (0.43 vs 0.93 ms, warm probe) —
+    // CPU the servers lose on a shared machine. BENCH_CLIENT=connect measures with Connect's.
+    const checkClient = process.env["BENCH_CLIENT"] === "connect" ? "connect" : "grpc-js";
+    const grpcJs = checkClient === "grpc-js" ? grpcJsClients(server.baseUrl, KEY, 4) : undefined;
+    const check = grpcJs ? sharegraphGrpcJsChecker(grpcJs) : sharegraphChecker(clients);
     const slices = sliceSample(dataset.sample);
-    const agreementAnswers = await answers(check, slices.agreement);
-    options.progress(`${engine}: agreement slice answered (${agreementAnswers.filter(Boolean).length}/${agreementAnswers.length} allowed)`);
-    const checks = await checkLines(check, slices, options);
-    options.progress(`${engine}: checks done`);
+    let agreementAnswers: boolean[];
+    let checks: CheckLines;
+    try {
+      agreementAnswers = await answers(check, slices.agreement);
+      options.progress(`${engine}: agreement slice answered (${agreementAnswers.filter(Boolean).length}/${agreementAnswers.length} allowed)`);
+      checks = await checkLines(check, slices, options);
+    } finally {
+      grpcJs?.close();
+    }
+    options.progress(`${engine}: checks done (${checkClient} client)`);
     const first: LookupLine[] = [];
     const again: LookupLine[] = [];
     for (const probe of dataset.probes) first.push(await sharegraphLookup(clients[0]!, probe));
@@ -109,6 +122,7 @@ export async function sharegraphSession(
       decisionCache,
       loadavg: { start, end: loadavg() },
       logFile: server.logFile,
+      checkClient,
     };
   } finally {
     await server.stop();
