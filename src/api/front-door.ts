@@ -1,13 +1,14 @@
 import { randomUUID } from "node:crypto";
 import type http from "node:http";
 import http2 from "node:http2";
-import { fromBinary, fromJsonString, type DescMethod } from "@bufbuild/protobuf";
+import { fromBinary, fromJsonString, type DescMessage, type DescMethod, type MessageShape } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
   createConnectRouter,
   createContextKey,
   createContextValues,
+  createServiceImplSpec,
   type ConnectRouter,
   type ContextValues,
   type Interceptor,
@@ -19,6 +20,7 @@ import * as grpcWire from "@connectrpc/connect/protocol-grpc";
 import * as grpcWebWire from "@connectrpc/connect/protocol-grpc-web";
 import type { Logger } from "../logger.js";
 import { callerKey, type ApiKeys } from "./auth.js";
+import { serveGrpcUnary, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
 import { recordCall, type RpcMetrics } from "./observe.js";
 
 /*
@@ -109,14 +111,19 @@ const COMPRESSIONS = { gzip: compressionGzip, br: compressionBrotli } as const;
 export class FrontDoor {
   readonly #options: FrontDoorOptions;
   readonly #paths = new Map<string, UniversalHandler>();
+  /** Unary methods by request path, for gRPC calls served past Connect's pipeline (grpc-unary.ts). */
+  readonly #unary = new Map<string, UnarySpec>();
+  readonly #grpcUnary: GrpcUnaryOptions;
+  #grpcUnaryCalls = 0;
   readonly #calls = new Set<Call>();
   #idle: Array<() => void> = [];
   #draining = false;
 
   constructor(options: FrontDoorOptions) {
     this.#options = options;
+    const interceptors = [options.observe, refusalInterceptor(), ...options.interceptors];
     const router = createConnectRouter({
-      interceptors: [options.observe, refusalInterceptor(), ...options.interceptors],
+      interceptors,
       // Connect checks this again per message of request streams; single messages are checked here first.
       readMaxBytes: options.limits.maxRequestBytes,
       acceptCompression: [compressionGzip, compressionBrotli],
@@ -124,8 +131,22 @@ export class FrontDoor {
       // Connect JSON answers show every field, so a denial reads {"allowed": false, …}, not {}.
       jsonOptions: { alwaysEmitImplicit: true },
     });
+    this.#grpcUnary = { interceptors, shutdownSignal: options.shutdownSignal, acceptCompression: [compressionGzip, compressionBrotli], compressMinBytes: 1024 };
+    // Every service's implementation is also kept, for the unary gRPC path.
+    const service = router.service.bind(router);
+    router.service = ((desc, impl, opts) => {
+      for (const spec of Object.values(createServiceImplSpec(desc, impl).methods)) {
+        if (spec.kind === "unary") this.#unary.set(`/${desc.typeName}/${spec.method.name}`, spec);
+      }
+      return service(desc, impl, opts);
+    }) as typeof router.service;
     options.routes(router);
     for (const handler of router.handlers) this.#paths.set(handler.requestPath, handler);
+  }
+
+  /** gRPC unary calls answered past Connect's handlers (grpc-unary.ts) since start. */
+  get grpcUnaryCalls(): number {
+    return this.#grpcUnaryCalls;
   }
 
   /** Calls being served. */
@@ -193,25 +214,31 @@ export class FrontDoor {
     }
 
     const values = createContextValues();
+    let refusal = this.#admit(req, wire, method, values);
+    let decoded: Decoded | undefined;
+    if (!refusal && (method.methodKind === "unary" || method.methodKind === "server_streaming")) {
+      try {
+        const maxRaw = this.#options.limits.maxRequestBytes + (wire.enveloped ? 5 : 0);
+        const raw = await readBody(req, maxRaw, this.#options.limits.readTimeoutMs);
+        decoded = await decode(wire, header(req, wire.encodingHeader), raw, method, this.#options.limits.maxRequestBytes);
+      } catch (err) {
+        refusal = ConnectError.from(err);
+      }
+    }
+    const unary = wire.protocol === "grpc" ? this.#unary.get(handler.requestPath) : undefined;
+    if (unary && decoded?.message && "stream" in req) {
+      this.#grpcUnaryCalls++;
+      await serveGrpcUnary(req, res as http2.Http2ServerResponse, unary, decoded.message, values, this.#grpcUnary);
+      return;
+    }
     let uReq = universalRequestFromNodeRequest(req, res, undefined, values);
-    const refuse = (refusal: ConnectError) => {
+    if (refusal) {
       values.set(refusalKey, refusal);
       // A stand-in message that Connect decodes without fail; the refusal is thrown by the interceptor after observe.
       uReq = withMessage(uReq, wire, wire.binary ? new Uint8Array(0) : new TextEncoder().encode("{}"), { dropTimeout: true });
       askToClose(call, { unreadBody: !req.complete, graceMs: this.#options.limits.readTimeoutMs });
-    };
-
-    const refusal = this.#admit(req, wire, method, values);
-    if (refusal) {
-      refuse(refusal);
-    } else if (method.methodKind === "unary" || method.methodKind === "server_streaming") {
-      try {
-        const maxRaw = this.#options.limits.maxRequestBytes + (wire.enveloped ? 5 : 0);
-        const raw = await readBody(req, maxRaw, this.#options.limits.readTimeoutMs);
-        uReq = withMessage(uReq, wire, await decode(wire, uReq.header, raw, method, this.#options.limits.maxRequestBytes));
-      } catch (err) {
-        refuse(ConnectError.from(err));
-      }
+    } else if (decoded) {
+      uReq = withMessage(uReq, wire, decoded.payload);
     } else {
       // Request streams (reflection) are read by Connect message by message; close them when they go quiet.
       req.setTimeout(this.#options.limits.idleTimeoutMs, () => abandon(call));
@@ -314,7 +341,14 @@ function readBody(req: NodeRequest, maxBytes: number, timeoutMs: number): Promis
 const invalid = (problem: string) => new ConnectError(problem, Code.InvalidArgument);
 
 /** Step 2: the one message of the body, uncompressed, checked to decode as the method's input. */
-async function decode(wire: Wire, headers: Headers, raw: Uint8Array, method: DescMethod, maxBytes: number): Promise<Uint8Array> {
+interface Decoded {
+  /** The message's bytes, uncompressed. */
+  readonly payload: Uint8Array;
+  /** The message itself, when binary (JSON is decoded again by Connect, with its options). */
+  readonly message?: MessageShape<DescMessage>;
+}
+
+async function decode(wire: Wire, encodingHeader: string | undefined, raw: Uint8Array, method: DescMethod, maxBytes: number): Promise<Decoded> {
   let payload = raw;
   let compressed = false;
   if (wire.enveloped) {
@@ -328,7 +362,7 @@ async function decode(wire: Wire, headers: Headers, raw: Uint8Array, method: Des
     payload = raw.subarray(5);
     compressed = (flags & 1) === 1;
   }
-  const encoding = headers.get(wire.encodingHeader)?.toLowerCase();
+  const encoding = encodingHeader?.toLowerCase();
   if (!wire.enveloped) compressed = encoding !== undefined && encoding !== "identity";
   if (compressed) {
     const compression = encoding && encoding in COMPRESSIONS ? COMPRESSIONS[encoding as keyof typeof COMPRESSIONS] : undefined;
@@ -342,13 +376,13 @@ async function decode(wire: Wire, headers: Headers, raw: Uint8Array, method: Des
   }
   const type = method.input.typeName;
   try {
-    if (wire.binary) fromBinary(method.input, payload);
-    else fromJsonString(method.input, new TextDecoder().decode(payload), { ignoreUnknownFields: true });
+    if (wire.binary) return { payload, message: fromBinary(method.input, payload) };
+    fromJsonString(method.input, new TextDecoder().decode(payload), { ignoreUnknownFields: true });
+    return { payload };
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw invalid(`the request is not a valid ${type} in ${wire.binary ? "the protobuf binary format" : "JSON"}: ${why}`);
   }
-  return payload;
 }
 
 /** The request as Connect is to see it: this one uncompressed message, nothing left to negotiate. */

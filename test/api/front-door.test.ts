@@ -1,13 +1,23 @@
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import http2 from "node:http2";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type ConnectRouter, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ApiKeys } from "../../src/api/auth.js";
 import { FrontDoor } from "../../src/api/front-door.js";
 import { observeInterceptor, rpcMetrics } from "../../src/api/observe.js";
 import { DualProtocolServer } from "../../src/api/server.js";
+import type { ApiKey } from "../../src/config.js";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../src/gen/health/v1/health_pb.js";
+import {
+  CheckBulkPermissionsRequestSchema,
+  CheckBulkPermissionsResponseSchema,
+  Decision,
+  PermissionService,
+} from "../../src/gen/sharegraph/v1/permission_service_pb.js";
 
 /*
  * Issue 7.7, the front door alone (no database, no engine): a service whose
@@ -26,13 +36,17 @@ interface Door {
   close(): Promise<void>;
 }
 
-/** A front door on its own port, serving a Health whose calls hang ("hang"), wait for release() ("slow") or answer. */
-async function startDoor(): Promise<Door> {
+/**
+ * A front door on its own port, serving a Health whose calls hang ("hang"),
+ * wait for release() ("slow") or answer, and what `more` adds.
+ */
+async function startDoor(more: { routes?: (router: ConnectRouter) => void; keys?: ApiKey[]; registry?: Registry } = {}): Promise<Door> {
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
-  const metrics = rpcMetrics(new Registry());
+  const metrics = rpcMetrics(more.registry ?? new Registry());
   const frontDoor = new FrontDoor({
-    routes: (router) =>
+    routes: (router) => {
+      more.routes?.(router);
       router.service(Health, {
         async check(req) {
           if (req.service === "hang") await never;
@@ -43,10 +57,11 @@ async function startDoor(): Promise<Door> {
           yield { status: Status.SERVING };
           await never;
         },
-      }),
+      });
+    },
     observe: observeInterceptor(log, metrics),
     interceptors: [],
-    keys: new ApiKeys([]),
+    keys: new ApiKeys(more.keys ?? []),
     limits: { maxRequestBytes: 1024, readTimeoutMs: 5_000, idleTimeoutMs: 5_000 },
     shutdownSignal: new AbortController().signal,
     log,
@@ -163,3 +178,146 @@ describe("issue 7.7: shutdown meets calls in flight", () => {
     await frontDoor.whenIdle();
   });
 });
+
+describe("issue 8: gRPC unary calls are answered past Connect's handler pipeline (src/api/grpc-unary.ts)", () => {
+  const KEY = "front-door-check-key-0123";
+  let registry: Registry;
+  const cancelled: unknown[] = [];
+  let started!: () => void;
+  let door2: Door;
+
+  /** A PermissionService of its own: answers, refusals, a crash, and a call that waits for its signal. */
+  const routes = (router: ConnectRouter) =>
+    router.service(PermissionService, {
+      async checkPermission(req, ctx) {
+        if (req.permission === "fail") throw new ConnectError("no such permission here", Code.FailedPrecondition);
+        if (req.permission === "crash") throw new Error("secret internals");
+        if (req.permission === "wait") {
+          started();
+          await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+          cancelled.push(ctx.signal.reason);
+        }
+        const allowed = req.subject?.id === "carol";
+        return { allowed, decision: allowed ? Decision.ALLOWED : Decision.DENIED, consistencyToken: "t1" };
+      },
+      async checkBulkPermissions(req) {
+        // A token long enough that the answer is worth compressing (Connect compresses from 1 KiB).
+        return { results: req.items.map((item) => ({ item, allowed: true, decision: Decision.ALLOWED, error: "" })), consistencyToken: "t1".padEnd(2_000, "-") };
+      },
+    });
+
+  beforeEach(async () => {
+    registry = new Registry();
+    door2 = await startDoor({ routes, keys: [{ secret: KEY, scope: "check", name: "test", actors: "any" }], registry });
+  });
+  afterEach(async () => {
+    await door2.close();
+  });
+
+  const check = (transport: Transport, permission: string, subject = "carol") =>
+    createClient(PermissionService, transport).checkPermission({ resource: { type: "report", id: "r1" }, permission, subject: { type: "user", id: subject, relation: "" } });
+  it("answers, errors and crashes reach the caller the same in every protocol; only gRPC skips Connect's pipeline, and every call is logged and counted", async () => {
+    const seen: Record<string, unknown> = {};
+    for (const [name, make] of transportsWithKey(KEY)) {
+      const before = door2.frontDoor.grpcUnaryCalls;
+      const t = make(door2.baseUrl);
+      const yes = await check(t, "view");
+      const no = await check(t, "view", "dave");
+      seen[name] = {
+        answers: [yes.allowed, Decision[yes.decision], yes.consistencyToken, no.allowed, Decision[no.decision]],
+        fail: await outcome(check(t, "fail")),
+        crash: await outcome(check(t, "crash")),
+        pastConnect: door2.frontDoor.grpcUnaryCalls - before,
+      };
+    }
+    const same = {
+      answers: [true, "ALLOWED", "t1", false, "DENIED"],
+      fail: { code: "FailedPrecondition", message: "no such permission here" },
+      crash: { code: "Internal", message: "internal error; it has been logged" },
+    };
+    expect(seen).toEqual({
+      gRPC: { ...same, pastConnect: 4 },
+      "gRPC-Web over HTTP/1.1": { ...same, pastConnect: 0 },
+      "Connect over HTTP/1.1": { ...same, pastConnect: 0 },
+      "Connect over HTTP/2": { ...same, pastConnect: 0 },
+    });
+    const calls = (await registry.getSingleMetric("sharegraph_rpc_total")!.get()).values.filter((v) => v.labels["method"] === "sharegraph.v1.PermissionService/CheckPermission");
+    expect(Object.fromEntries(calls.map((v) => [v.labels["code"], v.value]))).toEqual({ OK: 8, FailedPrecondition: 4, Internal: 4 });
+  });
+
+  it("refusals decided before the call (no key, too large) go through Connect and answer as before", async () => {
+    const [, grpc] = transportsWithKey(undefined)[0]!;
+    expect(await outcome(check(grpc(door2.baseUrl), "view"))).toEqual({ code: "Unauthenticated", message: 'missing API key: send "authorization: Bearer <key>"' });
+    const [, grpcWithKey] = transportsWithKey(KEY)[0]!;
+    expect((await outcome(check(grpcWithKey(door2.baseUrl), "view", "x".repeat(2_000)))).code).toBe("ResourceExhausted");
+    expect(door2.frontDoor.grpcUnaryCalls).toBe(0);
+  });
+
+  it("a large answer is gzip-compressed when the caller accepts gzip (grpc-accept-encoding), and a gzip request is read", async () => {
+    const items = Array.from({ length: 10 }, (_, i) => ({ resource: { type: "report", id: `r${i}` }, permission: "view", subject: { type: "user", id: "carol", relation: "" } }));
+    const request = create(CheckBulkPermissionsRequestSchema, { items });
+    for (const requestEncoding of ["identity", "gzip"]) {
+      const payload = toBinary(CheckBulkPermissionsRequestSchema, request);
+      const body = requestEncoding === "gzip" ? gzipSync(payload) : payload;
+      const frame = Buffer.concat([Buffer.from([requestEncoding === "gzip" ? 1 : 0, 0, 0, 0, 0]), body]);
+      frame.writeUInt32BE(body.length, 1);
+      const { headers, data, trailers } = await rawGrpc(door2.baseUrl, "/sharegraph.v1.PermissionService/CheckBulkPermissions", frame, {
+        authorization: `Bearer ${KEY}`,
+        "grpc-accept-encoding": "gzip",
+        ...(requestEncoding === "gzip" ? { "grpc-encoding": "gzip" } : {}),
+      });
+      expect([requestEncoding, headers["content-type"], headers["grpc-encoding"], trailers["grpc-status"], trailers["grpc-message"], data[0]]).toEqual([requestEncoding, "application/grpc+proto", "gzip", "0", undefined, 1]);
+      const response = fromBinary(CheckBulkPermissionsResponseSchema, gunzipSync(data.subarray(5)));
+      expect(response.results.map((r) => r.item?.resource?.id)).toEqual(items.map((i) => i.resource.id));
+    }
+    expect(door2.frontDoor.grpcUnaryCalls).toBe(2);
+  });
+
+  it("a caller that goes away cancels the call: its signal aborts with CANCELED", async () => {
+    const [, grpc] = transportsWithKey(KEY)[0]!;
+    const inCall = new Promise<void>((resolve) => (started = resolve));
+    const controller = new AbortController();
+    const call = outcome(
+      createClient(PermissionService, grpc(door2.baseUrl)).checkPermission(
+        { resource: { type: "report", id: "r1" }, permission: "wait", subject: { type: "user", id: "carol", relation: "" } },
+        { signal: controller.signal },
+      ),
+    );
+    await inCall;
+    controller.abort();
+    expect((await call).code).toBe("Canceled");
+    await vi.waitFor(() => expect(cancelled.map((r) => (r instanceof ConnectError ? Code[r.code] : String(r)))).toEqual(["Canceled"]));
+  });
+});
+
+/** The transports of the shutdown tests, each sending `key` (when given). */
+function transportsWithKey(key: string | undefined): Array<[string, (baseUrl: string) => Transport]> {
+  const interceptors: Interceptor[] = key ? [(next) => (req) => (req.header.set("authorization", `Bearer ${key}`), next(req))] : [];
+  return [
+    ["gRPC", (baseUrl) => createGrpcTransport({ baseUrl, interceptors })],
+    ["gRPC-Web over HTTP/1.1", (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors })],
+    ["Connect over HTTP/1.1", (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors })],
+    ["Connect over HTTP/2", (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "2", interceptors })],
+  ];
+}
+
+/** One gRPC request over a bare HTTP/2 client: the response's headers, body bytes and trailers as they came. */
+function rawGrpc(baseUrl: string, path: string, frame: Buffer, headers: Record<string, string>) {
+  return new Promise<{ headers: http2.IncomingHttpHeaders; data: Buffer; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+    const session = http2.connect(baseUrl);
+    session.on("error", reject);
+    const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });
+    let responseHeaders: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    stream.on("response", (h) => (responseHeaders = h));
+    stream.on("trailers", (t) => (trailers = t));
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("end", () => {
+      session.close();
+      resolve({ headers: responseHeaders, data: Buffer.concat(chunks), trailers });
+    });
+    stream.on("error", reject);
+    stream.end(frame);
+  });
+}
