@@ -46,6 +46,9 @@ import { recordCall, type RpcMetrics } from "./observe.js";
  *    started the call's log line. So every refusal reaches the caller in its
  *    own protocol (gRPC trailers, gRPC-Web, Connect JSON with its HTTP
  *    status), encoded by Connect, logged and counted like any call.
+ * 4. a gRPC unary call (HTTP/2, protobuf) that was not refused is answered
+ *    here instead, through the same interceptors, without Connect's generic
+ *    handler pipeline (grpc-unary.ts).
  *
  * It also keeps the calls in flight for shutdown: drain() refuses new calls
  * and asks HTTP/1.1 clients to close; endAll() ends what is left with a
@@ -340,7 +343,6 @@ function readBody(req: NodeRequest, maxBytes: number, timeoutMs: number): Promis
 
 const invalid = (problem: string) => new ConnectError(problem, Code.InvalidArgument);
 
-/** Step 2: the one message of the body, uncompressed, checked to decode as the method's input. */
 interface Decoded {
   /** The message's bytes, uncompressed. */
   readonly payload: Uint8Array;
@@ -348,6 +350,7 @@ interface Decoded {
   readonly message?: MessageShape<DescMessage>;
 }
 
+/** Step 2: the one message of the body, uncompressed, checked to decode as the method's input. */
 async function decode(wire: Wire, encodingHeader: string | undefined, raw: Uint8Array, method: DescMethod, maxBytes: number): Promise<Decoded> {
   let payload = raw;
   let compressed = false;
