@@ -12,8 +12,14 @@ export interface ClosureChange {
   readonly removed: GroupClosureRow[];
 }
 
-/** Serializes closure refreshes within one organization (groups nest only within theirs). */
+/**
+ * Closure refreshes within one organization (groups nest only within theirs):
+ * taken exclusively by whatever changes the nesting, shared by a change of
+ * one user's memberships.
+ */
 const CLOSURE_LOCK = 0x5347_0003;
+/** One user's memberships, under the organization's lock held shared: that user's refreshes serialize, other users' do not wait. */
+const CLOSURE_USER_LOCK = 0x5347_0004;
 
 /** A direct member of a group: a user or a nested group. */
 export type GroupMember = { readonly userId: string } | { readonly groupId: string };
@@ -86,15 +92,24 @@ export class GroupsRepo {
    * only that user's rows are recomputed: adding or removing a user changes
    * nothing else, and a group of many users costs no more than a small one.
    *
-   * Concurrent changes in one organization serialize on an advisory lock
-   * taken before anything is read, so each refresh sees every membership
+   * Refreshes that could each miss the other's edge serialize on advisory
+   * locks taken before anything is read, so each sees every membership
    * change committed before it (read committed: every statement takes a new
-   * snapshot) and two refreshes cannot each miss the other's edge.
+   * snapshot). A refresh of the whole groups (a nesting changed) takes its
+   * organizations' lock exclusively; a refresh of one user's rows takes it
+   * shared plus that user's lock, so changes of different users in one
+   * organization do not wait for each other. A transaction must not refresh
+   * whole groups after one user's rows (that would upgrade a shared lock
+   * others may hold while they wait for ours).
    */
   async refreshClosure(groupIds: readonly string[], userId?: string): Promise<ClosureChange> {
     if (groupIds.length === 0) return { added: [], removed: [] };
     const organizations = await this.db.selectFrom("groups").select("organization_id").distinct().where("id", "in", groupIds).orderBy("organization_id").execute();
-    for (const { organization_id } of organizations) await this.lockMemberships(organization_id);
+    for (const { organization_id } of organizations) {
+      if (userId === undefined) await this.lockMemberships(organization_id);
+      else await sql`select pg_advisory_xact_lock_shared(${CLOSURE_LOCK}, hashtext(${organization_id}))`.execute(this.db);
+    }
+    if (userId !== undefined) await sql`select pg_advisory_xact_lock(${CLOSURE_USER_LOCK}, hashtext(${userId}))`.execute(this.db);
     const onlyUser = userId ?? null;
     const result = await sql<GroupClosureRow & { change: "added" | "removed" }>`
       with recursive
