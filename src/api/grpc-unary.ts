@@ -31,9 +31,10 @@ import * as grpcWire from "@connectrpc/connect/protocol-grpc";
 export type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 
 export interface GrpcUnaryOptions {
-  readonly interceptors: readonly Interceptor[];
+  // Mutable types only because Connect's functions take them so; never changed, so not copied per call.
+  readonly interceptors: Interceptor[];
   readonly shutdownSignal: AbortSignal;
-  readonly acceptCompression: readonly Compression[];
+  readonly acceptCompression: Compression[];
   /** Responses smaller than this are not compressed (Connect's default). */
   readonly compressMinBytes: number;
 }
@@ -73,14 +74,14 @@ export async function serveGrpcUnary(
   });
   // The request's grpc-encoding was undone by the front door; the response's follows grpc-accept-encoding.
   const compression = compressionNegotiate(
-    [...options.acceptCompression],
+    options.acceptCompression,
     null,
     header.get(grpcWire.headerAcceptEncoding),
     grpcWire.headerAcceptEncoding,
   ).response;
   let body: Uint8Array | undefined;
   try {
-    const output = await invokeUnaryImplementation(spec, context, input, [...options.interceptors]);
+    const output = await invokeUnaryImplementation(spec, context, input, options.interceptors);
     let envelope: EnvelopedMessage = { flags: 0, data: toBinary(spec.method.output, output) };
     if (compression) {
       envelope = await envelopeCompress(envelope, compression, options.compressMinBytes);
