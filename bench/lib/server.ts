@@ -21,6 +21,20 @@ export interface BenchServer {
 }
 
 /**
+ * BENCH_SERVER_<NAME>=value sets <NAME> for every bench server, e.g.
+ * BENCH_SERVER_LOG_LEVEL=warn (the API logs every call at info by default),
+ * or BENCH_SERVER_DATABASE_QUERY_TIMEOUT_MS. (Node's own flags that NODE_OPTIONS
+ * refuses, such as --cpu-prof, go in BENCH_NODE_ARGS.)
+ */
+export function serverSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env)
+      .filter((e): e is [string, string] => e[0].startsWith("BENCH_SERVER_") && e[1] !== undefined)
+      .map(([k, v]) => [k.slice("BENCH_SERVER_".length), v]),
+  );
+}
+
+/**
  * sharegraph as deployed: `node --import tsx src/main.ts` in a process of its
  * own, configured only by the environment, logging to a file (the API logs
  * every call at info, as it does by default). Resolves once /healthz says SERVING.
@@ -29,7 +43,9 @@ export async function startServer(env: Record<string, string>, logFile: string, 
   const port = await freePort();
   const fd = openSync(logFile, "w");
   const started = performance.now();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  // e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof": a V8 profile of each bench server.
+  const nodeArgs = (process.env["BENCH_NODE_ARGS"] ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "src/main.ts"], {
     cwd: ROOT,
     env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", LOG_LEVEL: "info", ...env, SHAREGRAPH_ADDR: `127.0.0.1:${port}` },
     stdio: ["ignore", fd, fd],

@@ -5,7 +5,7 @@ import { DirectoryService } from "../../src/gen/sharegraph/v1/directory_service_
 import type { Dataset } from "../dataset.js";
 import { grpcJsClients, sharegraphChecker, sharegraphClients, sharegraphGrpcJsChecker } from "../lib/clients.js";
 import { sliceSample } from "../lib/sample.js";
-import { startServer } from "../lib/server.js";
+import { serverSettingsFromEnv, startServer } from "../lib/server.js";
 import { answers, checkLines, type CheckLineOptions, type CheckLines } from "./checks.js";
 import { sharegraphLookup, type LookupLine } from "./lookup.js";
 
@@ -50,13 +50,7 @@ export async function sharegraphSession(
       SHAREGRAPH_ENGINE: engine,
       SHAREGRAPH_API_KEYS: `${KEY}:check,${ADMIN_KEY}:admin`,
       SHAREGRAPH_PLATFORM_ADMINS: dataset.platformAdmin,
-      // BENCH_SERVER_<NAME>=value sets <NAME> for the server, e.g. BENCH_SERVER_LOG_LEVEL=warn
-      // (the API logs every call at info by default) or BENCH_SERVER_DATABASE_QUERY_TIMEOUT_MS.
-      ...Object.fromEntries(
-        Object.entries(process.env)
-          .filter((e): e is [string, string] => e[0].startsWith("BENCH_SERVER_") && e[1] !== undefined)
-          .map(([k, v]) => [k.slice("BENCH_SERVER_".length), v]),
-      ),
+      ...serverSettingsFromEnv(),
       ...env,
     },
     options.logFile,

@@ -6,7 +6,7 @@ import { ContentService } from "../../src/gen/sharegraph/v1/content_service_pb.j
 import { DirectoryService } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
 import type { Dataset } from "../dataset.js";
 import { percentile, round } from "../lib/load.js";
-import { startServer } from "../lib/server.js";
+import { serverSettingsFromEnv, startServer } from "../lib/server.js";
 import { errorCode, serviceClient } from "../lib/services.js";
 
 /**
@@ -122,6 +122,7 @@ export async function writesLine(
         // The Reconcile at the end derives and reads every relationship (≈1M): not a 60 s call.
         CALL_TIMEOUT_MS: "1800000",
         DATABASE_QUERY_TIMEOUT_MS: "1800000",
+        ...serverSettingsFromEnv(),
         ...env,
       },
       options.logFile,
