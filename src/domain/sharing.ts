@@ -80,7 +80,7 @@ export class Sharing {
     const workspace = await this.#workspace(item);
     // Every question about the actor, the grantee's eligibility and what it inherits, in one
     // bulk check at one snapshot; the rules below judge the answers in their own order.
-    const answers = await this.#ask(fully, { actor, item }, grantee.kind === "organization" ? undefined : { grantee, workspace }, { item, grantee });
+    const answers = await this.#ask(fully, { actor, item }, grantee.kind === "organization" ? undefined : { grantee, workspace, native: needsNative(role) }, { item, grantee });
     const can = answers.actorCan!;
     const ceiling = shareCeiling(can);
     if (!ceiling) {
@@ -228,14 +228,20 @@ export class Sharing {
   /**
    * One bulk check for what a sharing call needs to know, at one snapshot:
    * what the actor may do on the item (after workspace caps), whether the
-   * grantee is eligible on the item's workspace (R6), and the highest role
-   * the grantee inherits from the item's parent folder (R2). Each part is
-   * asked only when given.
+   * grantee is eligible on the item's workspace (R6; on the native
+   * workspace itself only when asked), and the highest role the grantee
+   * inherits from the item's parent folder (R2). Each part is asked only
+   * when given.
+   *
+   * Roles are cumulative (a grant of a role also grants every lower one), so
+   * only `viewer` is asked at first: a grantee who inherits nothing — the
+   * usual case when sharing — costs one question, not four. Only when it
+   * holds are the higher levels asked, at the same snapshot.
    */
   async #ask(
     fully: Consistency,
     actorOn: { actor: string; item: Item } | undefined,
-    eligibility: { grantee: Grantee; workspace: WorkspaceRow } | undefined,
+    eligibility: { grantee: Grantee; workspace: WorkspaceRow; native: boolean } | undefined,
     inheritance: { item: Item; grantee: Grantee } | undefined,
   ): Promise<{ actorCan?: { manage: boolean; edit: boolean; share: boolean }; eligibility?: Eligibility; inheritedRole?: RoleName | undefined }> {
     const questions: CheckItem[] = [];
@@ -249,7 +255,7 @@ export class Sharing {
       : undefined;
     const eligibleAt = eligibility
       ? at(
-          (["eligible", "eligible_native"] as const).map((permission) => ({
+          (eligibility.native ? (["eligible", "eligible_native"] as const) : (["eligible"] as const)).map((permission) => ({
             resource: { type: "workspace", id: eligibility.workspace.id },
             permission,
             subject: granteeSubject(eligibility.grantee),
@@ -257,17 +263,26 @@ export class Sharing {
         )
       : undefined;
     const parentId = inheritance ? parentFolderId(inheritance.item) : undefined;
-    const levels = [...ROLES].reverse();
-    const inheritedAt =
-      inheritance && parentId
-        ? at(levels.map((role) => ({ resource: { type: "folder", id: parentId }, permission: GRANTED_PERMISSION[role], subject: granteeSubject(inheritance.grantee) })))
-        : undefined;
+    const inheritedOn = (role: RoleName): CheckItem => ({
+      resource: { type: "folder", id: parentId! },
+      permission: GRANTED_PERMISSION[role],
+      subject: granteeSubject(inheritance!.grantee),
+    });
+    const inheritedAt = inheritance && parentId ? at([inheritedOn("viewer")]) : undefined;
     if (questions.length === 0) return {};
-    const allowed = (await this.deps.engine.checkBulk(questions, fully)).results.map((r) => r.allowed);
+    const answered = await this.deps.engine.checkBulk(questions, fully);
+    const allowed = answered.results.map((r) => r.allowed);
+    let inheritedRole: RoleName | undefined;
+    if (inheritedAt !== undefined && allowed[inheritedAt]) {
+      const higher = ROLES.filter((role) => role !== "viewer").reverse();
+      const snapshot: Consistency = answered.token ? { kind: "at_exact_snapshot", token: answered.token } : fully;
+      const more = await this.deps.engine.checkBulk(higher.map(inheritedOn), snapshot);
+      inheritedRole = higher.find((_, i) => more.results[i]?.allowed) ?? "viewer";
+    }
     return {
       ...(actorAt !== undefined ? { actorCan: { manage: allowed[actorAt]!, edit: allowed[actorAt + 1]!, share: allowed[actorAt + 2]! } } : {}),
-      ...(eligibleAt !== undefined ? { eligibility: { eligible: allowed[eligibleAt]!, native: allowed[eligibleAt + 1]! } } : {}),
-      ...(inheritedAt !== undefined ? { inheritedRole: levels.find((_, i) => allowed[inheritedAt + i]) } : {}),
+      ...(eligibleAt !== undefined ? { eligibility: { eligible: allowed[eligibleAt]!, native: eligibility?.native ? allowed[eligibleAt + 1]! : undefined } } : {}),
+      ...(inheritedAt !== undefined ? { inheritedRole } : {}),
     };
   }
 
@@ -305,15 +320,15 @@ export class Sharing {
       return;
     }
     const { eligible, native } = eligibility ?? { eligible: false, native: false };
-    const needsNative = rank(role) >= rank("editor");
-    if (needsNative && !native && eligible) {
+    const nativeNeeded = needsNative(role);
+    if (nativeNeeded && !native && eligible) {
       throw refused(
         `${who(grantee)} cannot get ${role} on ${describe(item)}: editor and manager need a permission on its own workspace ${workspace.id} ("${workspace.name}"), ` +
           `and ${who(grantee)} reaches it only from a child workspace; content cannot be edited from a child workspace (R6)`,
         "NOT_IN_NATIVE_WORKSPACE",
       );
     }
-    if (!eligible || (needsNative && !native)) {
+    if (!eligible || (nativeNeeded && !native)) {
       throw refused(
         `${who(grantee)} has no permission on workspace ${workspace.id} ("${workspace.name}"), so ${describe(item)} cannot be shared with them; ` +
           `give them at least VIEW on the workspace, or make them eligible with SEE (R6)`,
@@ -365,10 +380,15 @@ export class Sharing {
   }
 }
 
-/** The grantee's answers on the item's workspace: eligible (R6), and eligible on the native workspace itself. */
+/** The grantee's answers on the item's workspace: eligible (R6), and eligible on the native workspace itself (asked only for roles that need it). */
 interface Eligibility {
   readonly eligible: boolean;
-  readonly native: boolean;
+  readonly native?: boolean | undefined;
+}
+
+/** R6: editor and manager need a permission on the item's own workspace, not only a child's. */
+function needsNative(role: RoleName): boolean {
+  return rank(role) >= rank("editor");
 }
 
 function parentFolderId(item: Item): string | null {
