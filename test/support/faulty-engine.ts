@@ -40,6 +40,8 @@ export class FaultyEngine implements Engine {
   readonly writes: WriteAttempt[] = [];
   /** The signal each checkBulk() call was given, in call order. */
   readonly bulkSignals: Array<AbortSignal | undefined> = [];
+  /** What each checkBulk() call asked, and at which consistency, in call order. */
+  readonly bulkChecks: Array<{ readonly items: readonly CheckItem[]; readonly consistency: Consistency; readonly token: Promise<string> }> = [];
   #down = false;
   #applyThenFail = 0;
   #downAfterApplyThenFail = false;
@@ -159,7 +161,9 @@ export class FaultyEngine implements Engine {
 
   checkBulk(items: readonly CheckItem[], consistency: Consistency, signal?: AbortSignal): Promise<BulkCheckResult> {
     this.bulkSignals.push(signal);
-    return this.inner.checkBulk(items, consistency, signal);
+    const answered = this.inner.checkBulk(items, consistency, signal);
+    this.bulkChecks.push({ items, consistency, token: answered.then((r) => r.token, () => "") });
+    return answered;
   }
 
   checkWithTrace(item: CheckItem, consistency: Consistency): Promise<TracedCheckResult> {
