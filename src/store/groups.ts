@@ -104,11 +104,12 @@ export class GroupsRepo {
    */
   async refreshClosure(groupIds: readonly string[], userId?: string): Promise<ClosureChange> {
     if (groupIds.length === 0) return { added: [], removed: [] };
-    const organizations = await this.db.selectFrom("groups").select("organization_id").distinct().where("id", "in", groupIds).orderBy("organization_id").execute();
-    for (const { organization_id } of organizations) {
-      if (userId === undefined) await this.lockMemberships(organization_id);
-      else await sql`select pg_advisory_xact_lock_shared(${CLOSURE_LOCK}, hashtext(${organization_id}))`.execute(this.db);
-    }
+    // The groups' organizations, locked in id order (one statement; the same lock lockMemberships takes).
+    const lock = userId === undefined ? sql`pg_advisory_xact_lock` : sql`pg_advisory_xact_lock_shared`;
+    await sql`
+      select ${lock}(${CLOSURE_LOCK}, hashtext(o.organization_id))
+      from (select distinct organization_id from groups where id = any(${groupIds as string[]}::text[]) order by organization_id) o
+    `.execute(this.db);
     if (userId !== undefined) await sql`select pg_advisory_xact_lock(${CLOSURE_USER_LOCK}, hashtext(${userId}))`.execute(this.db);
     const onlyUser = userId ?? null;
     const result = await sql<GroupClosureRow & { change: "added" | "removed" }>`

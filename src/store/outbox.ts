@@ -25,15 +25,19 @@ export interface OutboxStatus {
 export class OutboxRepo {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** Call inside the writing transaction, as its last statement before commit. */
+  /**
+   * Call inside the writing transaction, as its last statement before commit.
+   * One statement: the lock is taken in a CTE the insert reads its row from,
+   * so the id (the column default, computed per row produced) is drawn after
+   * the lock is granted. (A CTE calling a volatile function is never inlined.)
+   */
   async append(ops: readonly OutboxOp[]): Promise<number> {
-    await sql`select pg_advisory_xact_lock(${ORDER_LOCK})`.execute(this.db);
-    const row = await this.db
-      .insertInto("outbox")
-      .values({ ops: JSON.stringify(ops), op_count: ops.length })
-      .returning("id")
-      .executeTakeFirstOrThrow();
-    return row.id;
+    const { rows } = await sql<{ id: number }>`
+      with ordered as (select pg_advisory_xact_lock(${ORDER_LOCK}))
+      insert into outbox (ops, op_count) select ${JSON.stringify(ops)}::jsonb, ${ops.length} from ordered
+      returning id
+    `.execute(this.db);
+    return Number(rows[0]!.id);
   }
 
   /**

@@ -257,6 +257,9 @@ describe("outbox", () => {
         expect(await stateAfter(b, 50)).toBe("pending");
         // Meanwhile neither batch is visible: a reader never sees a later id before an earlier one commits.
         expect(await store.read.outbox.pending(10)).toEqual([]);
+        // And B has drawn no id yet: ids are drawn under the lock, so they follow commit order.
+        const { rows: drawn } = await sql<{ last: string }>`select pg_sequence_last_value(pg_get_serial_sequence('outbox', 'id')::regclass) as last`.execute(kyselyOf(store));
+        expect(Number(drawn[0]!.last)).toBe(aId);
 
         aMayCommit.resolve();
         expect(await a).toBe(aId);
