@@ -78,8 +78,8 @@ export class Sharing {
     await this.#requireGrantee(grantee);
     const fully = await this.#fully();
     const workspace = await this.#workspace(item);
-    // Every question about the actor, the grantee's eligibility and what it inherits, in one
-    // bulk check at one snapshot; the rules below judge the answers in their own order.
+    // Every question about the actor, the grantee's eligibility and what it inherits, at one
+    // snapshot (in one or two rounds, see #ask); the rules below judge the answers in their own order.
     const answers = await this.#ask(fully, { actor, item }, grantee.kind === "organization" ? undefined : { grantee, workspace, native: needsNative(role) }, { item, grantee });
     const can = answers.actorCan!;
     const ceiling = shareCeiling(can);
