@@ -60,8 +60,10 @@ export function opsMarkdown(ops: OpsLines): string[] {
       out.push(`| ${p.writers} | ${p.seconds} | ${p.calls} | ${fmt(p.perSecond)} | ${fmt(p.p50_ms)} | ${fmt(p.p90_ms)} | ${fmt(p.p99_ms)} | ${fmt(p.max_ms)} | ${errors} | ${op("share")} | ${op("unshare")} | ${op("addGroupMember")} | ${op("removeGroupMember")} |`);
     }
     const r = w.restore.reconcile;
+    const statements = [w.one, w.concurrent].filter((p) => p.statementsPerWrite).map((p) => `${p.writers} writer${p.writers === 1 ? "" : "s"}: ${p.statementsPerWrite!.sharegraph} in sharegraph's database, ${p.statementsPerWrite!.spicedb} in SpiceDB's datastore`);
     out.push(
       "",
+      ...(statements.length ? [`Postgres statements per write (pg_stat_statements): ${statements.join("; ")}.`] : []),
       `Unrelated writes: at ${w.concurrent.writers} writers p50 is ${w.latencyRatio.p50}× and p99 ${w.latencyRatio.p99}× the 1-writer figure, throughput ${w.throughputRatio}× (1× latency: nobody waits; ${w.concurrent.writers}× latency at 1× throughput: fully serialized).${w.concurrent.shareNoOps + w.one.shareNoOps ? ` ${w.concurrent.shareNoOps + w.one.shareNoOps} shares were no-ops.` : ""}`,
       `Restore: ${w.restore.leftoverGrants} grants and ${w.restore.leftoverMemberships} memberships left by failed calls removed; grants ${w.restore.countsBefore.grants} → ${w.restore.countsAfter.grants}, memberships ${w.restore.countsBefore.groupMembers} → ${w.restore.countsAfter.groupMembers}; ` +
         ("error" in r ? `Reconcile dry run failed: ${r.error}` : `Reconcile dry run (${(r.ms / 1000).toFixed(1)} s): ${r.expected} expected, ${r.actual} in SpiceDB, **${r.missing} missing, ${r.extra} extra**${r.missingExamples.length + r.extraExamples.length ? ` (e.g. ${[...r.missingExamples, ...r.extraExamples].slice(0, 3).join("; ")})` : ""}`) +

@@ -4,9 +4,11 @@ import { AdminService } from "../../src/gen/sharegraph/v1/admin_service_pb.js";
 import { Role } from "../../src/gen/sharegraph/v1/common_pb.js";
 import { ContentService } from "../../src/gen/sharegraph/v1/content_service_pb.js";
 import { DirectoryService } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
+import { databaseNameOf } from "../../src/engine/spicedb-config.js";
 import type { Dataset } from "../dataset.js";
 import { percentile, round } from "../lib/load.js";
 import { serverSettingsFromEnv, startServer } from "../lib/server.js";
+import { StatementCounter } from "../lib/statements.js";
 import { errorCode, serviceClient } from "../lib/services.js";
 
 /**
@@ -24,6 +26,11 @@ import { errorCode, serviceClient } from "../lib/services.js";
  * workspace (eligible), no direct grant on the item and no grant on any of
  * its folders (directly, through a group, or organization-wide: nothing
  * inherited); the member is not a direct member of the group.
+ *
+ * When Postgres has pg_stat_statements (shared_preload_libraries, and
+ * `create extension pg_stat_statements` in the dataset's database), each pass
+ * also reports the statements per write in sharegraph's database and in
+ * SpiceDB's datastore.
  *
  * Afterwards: anything a failed call may have left is removed through the
  * API, the grants and memberships are counted again, and a Reconcile dry run
@@ -58,6 +65,11 @@ export interface WritePass {
   /** Shares answered no_op (nothing written; the pair's filter missed an inherited role). */
   readonly shareNoOps: number;
   readonly byOp: Record<WriteOp, OpStats>;
+  /**
+   * Statements per successful write in sharegraph's database and in SpiceDB's
+   * datastore, when pg_stat_statements is there (see bench/lib/statements.ts).
+   */
+  readonly statementsPerWrite?: { readonly sharegraph: number; readonly spicedb: number };
 }
 
 export interface WritesLine {
@@ -137,9 +149,19 @@ export async function writesLine(
         content: serviceClient(ContentService, server.baseUrl, KEY),
         directory: serviceClient(DirectoryService, server.baseUrl, KEY),
       }));
-      const one = await pass(clients.slice(0, 1), plan, options.seconds);
+      // Statements per write, when pg_stat_statements is loaded and created in the dataset's database.
+      const counter = new StatementCounter(db, [dataset.databaseName, databaseNameOf(dataset.spicedbDatastoreUrl)]);
+      const counted = async (writers: typeof clients): Promise<WritePass> => {
+        const counting = await counter.start();
+        const result = await pass(writers, plan, options.seconds);
+        if (!counting || result.calls === 0) return result;
+        const { byDatabase } = await counter.read();
+        const per = (name: string) => round((byDatabase[name] ?? 0) / result.calls, 1);
+        return { ...result, statementsPerWrite: { sharegraph: per(dataset.databaseName), spicedb: per(databaseNameOf(dataset.spicedbDatastoreUrl)) } };
+      };
+      const one = await counted(clients.slice(0, 1));
       options.progress(`writes: 1 writer: ${one.perSecond}/s, p50 ${one.p50_ms} ms, p99 ${one.p99_ms} ms, ${one.errors} errors`);
-      const concurrent = await pass(clients, plan, options.seconds);
+      const concurrent = await counted(clients);
       options.progress(`writes: ${options.writers} writers: ${concurrent.perSecond}/s, p50 ${concurrent.p50_ms} ms, p99 ${concurrent.p99_ms} ms, ${concurrent.errors} errors`);
       const afterPasses = loadavg();
 
