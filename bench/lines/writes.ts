@@ -150,14 +150,15 @@ export async function writesLine(
         directory: serviceClient(DirectoryService, server.baseUrl, KEY),
       }));
       // Statements per write, when pg_stat_statements is loaded and created in the dataset's database.
-      const counter = new StatementCounter(db, [dataset.databaseName, databaseNameOf(dataset.spicedbDatastoreUrl)]);
+      const datastoreName = databaseNameOf(dataset.spicedbDatastoreUrl);
+      const counter = new StatementCounter(db, [dataset.databaseName, datastoreName]);
       const counted = async (writers: typeof clients): Promise<WritePass> => {
         const counting = await counter.start();
         const result = await pass(writers, plan, options.seconds);
         if (!counting || result.calls === 0) return result;
         const { byDatabase } = await counter.read();
         const per = (name: string) => round((byDatabase[name] ?? 0) / result.calls, 1);
-        return { ...result, statementsPerWrite: { sharegraph: per(dataset.databaseName), spicedb: per(databaseNameOf(dataset.spicedbDatastoreUrl)) } };
+        return { ...result, statementsPerWrite: { sharegraph: per(dataset.databaseName), spicedb: per(datastoreName) } };
       };
       const one = await counted(clients.slice(0, 1));
       options.progress(`writes: 1 writer: ${one.perSecond}/s, p50 ${one.p50_ms} ms, p99 ${one.p99_ms} ms, ${one.errors} errors`);

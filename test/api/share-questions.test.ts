@@ -54,7 +54,7 @@ async function asked(call: () => Promise<unknown>) {
 }
 
 describe("issue 8: a Share asks in two rounds, the second only when needed", () => {
-  it("a manager sharing with someone who inherits nothing: one round of three questions", async () => {
+  it("R2, R6: a manager sharing with someone who inherits nothing: one round of three questions", async () => {
     const { questions } = await asked(() => c.content.share({ actor: "ann", resource: dashboard("pipeline"), subject: user("carol"), role: Role.VIEWER }));
     expect(questions).toEqual([["manage on dashboard:pipeline for user:ann", "eligible on workspace:sales for user:carol", "granted_view on folder:q3 for user:carol"]]);
   });

@@ -51,6 +51,23 @@ describe.runIf(databaseKind === "postgres")("group closure refreshes under concu
     return { pid: pid.promise, refreshed: refreshed.promise, release: () => release.resolve(), done };
   }
 
+  /**
+   * Runs `first` and holds its transaction open, then starts `second`:
+   * resolves whether `second` waited on an advisory lock, after both committed.
+   */
+  async function secondWaitsForFirst(first: (tx: Repositories) => Promise<void>, second: (tx: Repositories) => Promise<void>): Promise<boolean> {
+    const a = held(first);
+    await a.refreshed;
+    const b = held(second);
+    const waited = await waitsOnAdvisoryLock(await b.pid);
+    a.release();
+    await a.done;
+    await b.refreshed;
+    b.release();
+    await b.done;
+    return waited;
+  }
+
   async function waitsOnAdvisoryLock(pid: number): Promise<boolean> {
     for (let i = 0; i < 300; i++) {
       const { rows } = await sql<{ waiting: boolean }>`
@@ -68,7 +85,7 @@ describe.runIf(databaseKind === "postgres")("group closure refreshes under concu
     return rows.map((r) => r.group_id);
   }
 
-  it("two users' changes in one organization do not wait for each other", async () => {
+  it("R1: two users' changes in one organization do not wait for each other", async () => {
     await seed();
     const first = held(async (tx) => {
       await tx.groups.addMember("emea", { userId: "carol" });
@@ -88,46 +105,38 @@ describe.runIf(databaseKind === "postgres")("group closure refreshes under concu
     expect(await closureOf("bob")).toEqual([]);
   });
 
-  it("one user's two changes serialize: leaving two groups at once leaves no closure row behind", async () => {
+  it("R1: one user's two changes serialize: leaving two groups at once leaves no closure row behind", async () => {
     await seed();
     // ann is in berlin (so in emea and all) and directly in all. Each removal alone keeps the other path.
-    const first = held(async (tx) => {
-      await tx.groups.removeMember("berlin", { userId: "ann" });
-      await tx.groups.refreshClosure(["berlin"], "ann");
-    });
-    await first.refreshed;
-    const second = held(async (tx) => {
-      await tx.groups.removeMember("all", { userId: "ann" });
-      await tx.groups.refreshClosure(["all"], "ann");
-    });
     // The second refresh waits for the first to commit; refreshing in parallel, it would see ann
     // still in berlin and keep her in all.
-    expect(await waitsOnAdvisoryLock(await second.pid)).toBe(true);
-    first.release();
-    await first.done;
-    await second.refreshed;
-    second.release();
-    await second.done;
+    const waited = await secondWaitsForFirst(
+      async (tx) => {
+        await tx.groups.removeMember("berlin", { userId: "ann" });
+        await tx.groups.refreshClosure(["berlin"], "ann");
+      },
+      async (tx) => {
+        await tx.groups.removeMember("all", { userId: "ann" });
+        await tx.groups.refreshClosure(["all"], "ann");
+      },
+    );
+    expect(waited).toBe(true);
     expect(await closureOf("ann")).toEqual([]);
   });
 
-  it("a change of the nesting waits for a user's refresh in flight, and then sees it", async () => {
+  it("R1: a change of the nesting waits for a user's refresh in flight, and then sees it", async () => {
     await seed();
-    const first = held(async (tx) => {
-      await tx.groups.addMember("berlin", { userId: "carol" });
-      await tx.groups.refreshClosure(["berlin"], "carol");
-    });
-    await first.refreshed;
-    const second = held(async (tx) => {
-      await tx.groups.removeMember("emea", { groupId: "berlin" });
-      await tx.groups.refreshClosure(["emea"]);
-    });
-    expect(await waitsOnAdvisoryLock(await second.pid)).toBe(true);
-    first.release();
-    await first.done;
-    await second.refreshed;
-    second.release();
-    await second.done;
+    const waited = await secondWaitsForFirst(
+      async (tx) => {
+        await tx.groups.addMember("berlin", { userId: "carol" });
+        await tx.groups.refreshClosure(["berlin"], "carol");
+      },
+      async (tx) => {
+        await tx.groups.removeMember("emea", { groupId: "berlin" });
+        await tx.groups.refreshClosure(["emea"]);
+      },
+    );
+    expect(waited).toBe(true);
     // berlin left emea: carol (in berlin) is in berlin alone, ann stays in all directly.
     expect(await closureOf("carol")).toEqual(["berlin"]);
     expect(await closureOf("ann")).toEqual(["all", "berlin"]);
