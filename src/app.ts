@@ -297,13 +297,14 @@ export class App {
     });
     const invitationTokens = serverKey.sealer(INVITATION_TOKEN_PURPOSE);
     const writer = new ChangeWriter(store, applier, tokens, log.child({ component: "writer" }));
-    const authz = new Authorizer(engine, tokens);
+    const writeChecksFromPostgres = config.reads.writeChecksFrom === "postgres";
+    const authz = new Authorizer(engine, tokens, writeChecksFromPostgres ? store.read.directoryRights : undefined);
     const directory = new Directory({ store, writer, authz });
     const viewIndex = config.reads.viewChecksFrom === "postgres" ? store.read.contentView : undefined;
     const permissions = new Permissions(engine, tokens, schema, config.limits, new LookupCursors(serverKey.mac(CURSOR_MAC_PURPOSE)), viewIndex);
     const explainer = new Explainer({ store, engine, tokens });
     const catalog = new ContentCatalog({ store, engine, writer, authz, tokens });
-    const sharing = new Sharing({ store, engine, writer, tokens, catalog });
+    const sharing = new Sharing({ store, engine, writer, tokens, catalog, index: writeChecksFromPostgres ? store.read.sharingQuestions : undefined });
     const partners = new Partners({
       store,
       writer,

@@ -100,6 +100,8 @@ export interface Config {
     readonly decisionCacheSize: number;
     /** Who answers `view` on content for a user: SpiceDB, or Postgres from the same rows (src/store/content-view.ts). */
     readonly viewChecksFrom: "spicedb" | "postgres";
+    /** Who answers a Share's own questions (the actor's rights, R6 eligibility, R2 inheritance): SpiceDB, or Postgres (src/store/sharing-questions.ts). */
+    readonly writeChecksFrom: "spicedb" | "postgres";
   };
   readonly limits: {
     readonly maxBulkItems: number;
@@ -190,6 +192,7 @@ const envSchema = z.object({
   READ_MAX_STALENESS_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   DECISION_CACHE_SIZE: z.coerce.number().int().min(0).max(10_000_000).default(200_000),
   VIEW_CHECKS_FROM: z.enum(["spicedb", "postgres"]).default("spicedb"),
+  WRITE_CHECKS_FROM: z.enum(["spicedb", "postgres"]).default("spicedb"),
   EMBEDDED_ADVISED_MAX_RELATIONSHIPS: positiveInt(EMBEDDED_ADVISED_MAX_RELATIONSHIPS),
   SHAREGRAPH_DEMO: boolean.default(false),
   INVITATION_TTL_DAYS: positiveInt(14),
@@ -358,6 +361,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxStalenessMs: e.READ_MAX_STALENESS_MS,
       decisionCacheSize: e.DECISION_CACHE_SIZE,
       viewChecksFrom: e.VIEW_CHECKS_FROM,
+      writeChecksFrom: e.WRITE_CHECKS_FROM,
     },
     limits: {
       maxBulkItems: e.MAX_BULK_CHECK_ITEMS,

@@ -46,7 +46,7 @@ describe("loadConfig", () => {
         shutdownGraceMs: 10_000,
         shutdownTimeoutMs: 20_000,
       },
-      reads: { maxStalenessMs: 1_000, decisionCacheSize: 200_000, viewChecksFrom: "spicedb" },
+      reads: { maxStalenessMs: 1_000, decisionCacheSize: 200_000, viewChecksFrom: "spicedb", writeChecksFrom: "spicedb" },
       limits: { maxBulkItems: 1_000, maxLookupPageSize: 10_000, maxListPageSize: 1_000, callTimeoutMs: 60_000 },
       partners: { invitationTtlDays: 14, acceptUrl: undefined, extraPublicDomains: [] },
       notifications: { smtpUrl: undefined, from: "sharegraph <no-reply@sharegraph.invalid>", pollMs: 1_000, maxAttempts: 10, maxBackoffMs: 300_000 },
@@ -70,13 +70,18 @@ describe("loadConfig", () => {
   });
 
   it("reads the staleness bound of minimize_latency reads and the decision cache size (0 turns it off)", () => {
-    expect(loadConfig({ READ_MAX_STALENESS_MS: "0", DECISION_CACHE_SIZE: "0" }).reads).toEqual({ maxStalenessMs: 0, decisionCacheSize: 0, viewChecksFrom: "spicedb" });
+    expect(loadConfig({ READ_MAX_STALENESS_MS: "0", DECISION_CACHE_SIZE: "0" }).reads).toEqual({ maxStalenessMs: 0, decisionCacheSize: 0, viewChecksFrom: "spicedb", writeChecksFrom: "spicedb" });
     expect(() => loadConfig({ READ_MAX_STALENESS_MS: "-1", DECISION_CACHE_SIZE: "lots" })).toThrow(/READ_MAX_STALENESS_MS[\s\S]*DECISION_CACHE_SIZE/);
   });
 
   it("reads who answers view on content (SpiceDB unless VIEW_CHECKS_FROM=postgres), refusing anything else", () => {
     expect(loadConfig({ VIEW_CHECKS_FROM: "postgres" }).reads.viewChecksFrom).toBe("postgres");
     expect(() => loadConfig({ VIEW_CHECKS_FROM: "cte" })).toThrow(/VIEW_CHECKS_FROM/);
+  });
+
+  it("reads who answers a Share's own questions (SpiceDB unless WRITE_CHECKS_FROM=postgres), refusing anything else", () => {
+    expect(loadConfig({ WRITE_CHECKS_FROM: "postgres" }).reads.writeChecksFrom).toBe("postgres");
+    expect(() => loadConfig({ WRITE_CHECKS_FROM: "yes" })).toThrow(/WRITE_CHECKS_FROM/);
   });
 
   it("ignores unset (undefined) variables and variables it does not know", () => {

@@ -2,6 +2,7 @@ import type { CheckItem, Consistency, Engine, ObjectRef, SubjectRef } from "../e
 import type { FolderRow } from "../store/content.js";
 import type { RoleName } from "../store/database.js";
 import type { GrantResource, GrantRow, GrantSubject } from "../store/grants.js";
+import type { SharingAnswers, SharingQuestion } from "../store/sharing-questions.js";
 import type { Store } from "../store/store.js";
 import type { WorkspaceRow } from "../store/workspaces.js";
 import type { ConsistencyTokens } from "../sync/consistency.js";
@@ -33,12 +34,22 @@ export interface ShareOutcome {
   readonly noOp: boolean;
 }
 
+/**
+ * The Share dialog's questions answered from Postgres
+ * (src/store/sharing-questions.ts): WRITE_CHECKS_FROM=postgres. Absent,
+ * SpiceDB answers them.
+ */
+export interface SharingIndex {
+  ask(question: SharingQuestion): Promise<SharingAnswers>;
+}
+
 export interface SharingDeps {
   readonly store: Store;
   readonly engine: Engine;
   readonly writer: ChangeWriter;
   readonly tokens: ConsistencyTokens;
   readonly catalog: ContentCatalog;
+  readonly index?: SharingIndex | undefined;
 }
 
 
@@ -76,11 +87,10 @@ export class Sharing {
     const { store } = this.deps;
     const item = await this.deps.catalog.resolve(ref);
     await this.#requireGrantee(grantee);
-    const fully = await this.#fully();
     const workspace = await this.#workspace(item);
     // Every question about the actor, the grantee's eligibility and what it inherits, at one
     // snapshot (in one or two rounds, see #ask); the rules below judge the answers in their own order.
-    const answers = await this.#ask(fully, { actor, item }, grantee.kind === "organization" ? undefined : { grantee, workspace, native: needsNative(role) }, { item, grantee });
+    const answers = await this.#ask({ actor, item }, grantee.kind === "organization" ? undefined : { grantee, workspace, native: needsNative(role) }, { item, grantee });
     const can = answers.actorCan!;
     const ceiling = shareCeiling(can);
     if (!ceiling) {
@@ -94,7 +104,7 @@ export class Sharing {
 
     this.#judgeEligible(grantee, role, item, workspace, answers.eligibility);
 
-    const inherited = await this.#inheritedFrom(item, grantee, answers.inheritedRole, fully);
+    const inherited = await this.#inheritedFrom(item, grantee, answers);
     if (inherited && rank(role) < rank(inherited.role)) {
       throw refused(
         `${who(grantee)} inherits ${inherited.role} on ${describe(item)} from folder ${inherited.from.id} ("${inherited.from.name}"); ` +
@@ -124,14 +134,13 @@ export class Sharing {
   async unshare(actor: string, ref: ObjectRef, grantee: Grantee): Promise<Committed<void>> {
     const item = await this.deps.catalog.resolve(ref);
     const existing = await this.deps.store.read.grants.find(grantResource(item), grantSubject(grantee));
-    const fully = await this.#fully();
-    const answers = await this.#ask(fully, { actor, item }, undefined, existing ? undefined : { item, grantee });
+    const answers = await this.#ask({ actor, item }, undefined, existing ? undefined : { item, grantee });
     const can = answers.actorCan!;
     const ceiling = shareCeiling(can);
     // Before saying whether a grant exists or where a role comes from: those are for people who may share it.
     if (!ceiling) throw denied(`user ${actor} may not change who can access ${describe(item)}`);
     if (!existing) {
-      const inherited = await this.#inheritedFrom(item, grantee, answers.inheritedRole, fully);
+      const inherited = await this.#inheritedFrom(item, grantee, answers);
       const hint = inherited ? `their ${inherited.role} role is inherited from folder ${inherited.from.id} ("${inherited.from.name}"); change it there` : "";
       throw notFound(`a direct grant for ${who(grantee)} on ${describe(item)}`, hint);
     }
@@ -150,7 +159,7 @@ export class Sharing {
     if (role) return this.share(actor, ref, organization, role);
     const existing = await this.deps.store.read.grants.find(grantResource(item), grantSubject(organization));
     if (!existing) {
-      const can = await this.#actorCan(actor, item, await this.#fully());
+      const can = await this.#actorCan(actor, item);
       if (!can.share) throw denied(`user ${actor} may not change who can access ${describe(item)}`);
       return { value: { grant: undefined, noOp: true }, token: this.deps.tokens.current(), applied: true };
     }
@@ -243,13 +252,17 @@ export class Sharing {
    * of an actor who does not manage, and the higher levels only of a grantee
    * who inherits at least viewer. A manager sharing with someone who
    * inherits nothing (the usual case) is answered in one round.
+   *
+   * With a SharingIndex, Postgres answers all of it in one statement, on
+   * every committed change (no outbox to wait for).
    */
   async #ask(
-    fully: Consistency,
     actorOn: { actor: string; item: Item } | undefined,
     eligibility: { grantee: Grantee; workspace: WorkspaceRow; native: boolean } | undefined,
     inheritance: { item: Item; grantee: Grantee } | undefined,
-  ): Promise<{ actorCan?: { manage: boolean; edit: boolean; share: boolean }; eligibility?: Eligibility; inheritedRole?: RoleName | undefined }> {
+  ): Promise<Answers> {
+    if (this.deps.index) return this.#askIndex(this.deps.index, actorOn, eligibility, inheritance);
+    const fully = await this.#fully();
     const actorAsked = (permission: "manage" | "edit" | "share"): CheckItem => ({
       resource: itemRef(actorOn!.item),
       permission,
@@ -300,12 +313,39 @@ export class Sharing {
       ...(actorCan ? { actorCan } : {}),
       ...(eligibleAt !== undefined ? { eligibility: { eligible: allowed(eligibleAt), native: eligibility?.native ? allowed(eligibleAt + 1) : undefined } } : {}),
       ...(viewerAt !== undefined ? { inheritedRole } : {}),
+      consistency: fully,
+    };
+  }
+
+  async #askIndex(
+    index: SharingIndex,
+    actorOn: { actor: string; item: Item } | undefined,
+    eligibility: { grantee: Grantee; workspace: WorkspaceRow; native: boolean } | undefined,
+    inheritance: { item: Item; grantee: Grantee } | undefined,
+  ): Promise<Answers> {
+    const item = actorOn?.item ?? inheritance?.item;
+    if (!item || (!actorOn && !eligibility && !inheritance)) return {};
+    const grantee = eligibility?.grantee ?? inheritance?.grantee;
+    const found = await index.ask({
+      itemType: itemRef(item).type,
+      itemId: item.row.id,
+      workspaceId: item.row.workspace_id,
+      baseFolderId: item.kind === "folder" ? item.row.id : item.row.folder_id,
+      actor: actorOn?.actor,
+      grantee,
+      askEligibility: eligibility !== undefined,
+      parentFolderId: inheritance ? parentFolderId(inheritance.item) : null,
+    });
+    return {
+      ...(actorOn ? { actorCan: found.actorCan } : {}),
+      ...(eligibility ? { eligibility: { eligible: found.eligible, native: eligibility.native ? found.eligibleNative : undefined } } : {}),
+      ...(inheritance ? { inheritedRole: found.inheritedRole, inheritedFrom: found.inheritedFrom } : {}),
     };
   }
 
   /** What the actor may do on the item, after workspace caps. */
-  async #actorCan(actor: string, item: Item, fully: Consistency): Promise<{ manage: boolean; edit: boolean; share: boolean }> {
-    return (await this.#ask(fully, { actor, item }, undefined, undefined)).actorCan!;
+  async #actorCan(actor: string, item: Item): Promise<{ manage: boolean; edit: boolean; share: boolean }> {
+    return (await this.#ask({ actor, item }, undefined, undefined)).actorCan!;
   }
 
   /** Changing or removing someone else's grant is managing permissions (a manager's job). */
@@ -355,11 +395,16 @@ export class Sharing {
   }
 
   /** R2: with the highest role the grantee inherits (from #ask), the nearest ancestor folder granting it directly. */
-  async #inheritedFrom(item: Item, grantee: Grantee, role: RoleName | undefined, fully: Consistency): Promise<{ role: RoleName; from: FolderRow } | undefined> {
+  async #inheritedFrom(item: Item, grantee: Grantee, answers: Answers): Promise<{ role: RoleName; from: FolderRow } | undefined> {
     const parentId = parentFolderId(item);
+    const role = answers.inheritedRole;
     if (!role || !parentId) return undefined;
-    const subject = granteeSubject(grantee);
     const ancestors = await this.deps.store.read.folders.ancestry(parentId);
+    if (answers.inheritedFrom !== undefined) {
+      return { role, from: ancestors.find((f) => f.id === answers.inheritedFrom) ?? ancestors[0]! };
+    }
+    const subject = granteeSubject(grantee);
+    const fully = answers.consistency ?? (await this.#fully());
     const direct: CheckItem[] = ancestors.map((f) => ({ resource: { type: "folder", id: f.id }, permission: DIRECT_PERMISSION[role], subject }));
     const found = await this.deps.engine.checkBulk(direct, fully);
     const from = ancestors.find((_, i) => found.results[i]?.allowed) ?? ancestors[0]!;
@@ -401,6 +446,17 @@ export class Sharing {
 interface Eligibility {
   readonly eligible: boolean;
   readonly native?: boolean | undefined;
+}
+
+/** What #ask found; each part present when asked. */
+interface Answers {
+  readonly actorCan?: { manage: boolean; edit: boolean; share: boolean };
+  readonly eligibility?: Eligibility;
+  readonly inheritedRole?: RoleName | undefined;
+  /** The folder the inherited role comes from, when the index found it too. */
+  readonly inheritedFrom?: string | undefined;
+  /** The snapshot SpiceDB answered at, for the questions that follow. */
+  readonly consistency?: Consistency;
 }
 
 /** R6: editor and manager need a permission on the item's own workspace, not only a child's. */

@@ -5,6 +5,8 @@ import { ChannelPartnersRepo } from "./channel-partners.js";
 import { openDatabase, ping, type DatabaseTarget, type OpenDatabase } from "./connect.js";
 import type { Database, Row, TableName } from "./database.js";
 import { ContentRepo, FoldersRepo } from "./content.js";
+import { SharingQuestionsRepo } from "./sharing-questions.js";
+import { DirectoryRightsRepo } from "./directory-rights.js";
 import { ContentViewRepo } from "./content-view.js";
 import { EntitiesRepo } from "./entities.js";
 import { GrantsRepo } from "./grants.js";
@@ -38,6 +40,8 @@ export class Repositories {
   readonly serverKeys: ServerKeysRepo;
   readonly backup: BackupRepo;
   readonly contentView: ContentViewRepo;
+  readonly sharingQuestions: SharingQuestionsRepo;
+  readonly directoryRights: DirectoryRightsRepo;
 
   constructor(private readonly db: Kysely<Database>) {
     this.users = new UsersRepo(db);
@@ -56,6 +60,8 @@ export class Repositories {
     this.serverKeys = new ServerKeysRepo(db);
     this.backup = new BackupRepo(db);
     this.contentView = new ContentViewRepo(db);
+    this.sharingQuestions = new SharingQuestionsRepo(db);
+    this.directoryRights = new DirectoryRightsRepo(db);
   }
 
   /**

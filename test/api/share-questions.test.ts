@@ -24,7 +24,7 @@ const dashboard = (id: string) => ({ type: "dashboard", id });
 
 beforeAll(async () => {
   engine = await FaultyEngine.create();
-  server = await startTestServer({ overrides: { engine: async () => engine } });
+  server = await startTestServer({ env: { WRITE_CHECKS_FROM: "spicedb" }, overrides: { engine: async () => engine } });
   c = server.clients();
   for (const id of ["ann", "bob", "carol", "dave", "erin", "fay"]) await c.directory.createUser({ actor: PLATFORM_ADMIN, userId: id, email: `${id}@acme.example` });
   // ann administers Acme (so manages everything); the others view the workspace.
