@@ -63,7 +63,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     // processes); TEST_EMBEDDED_THREAD=true runs every test server with it.
     ...(embedded(options.env) ? { SPICEDB_EMBEDDED_THREAD: process.env["TEST_EMBEDDED_THREAD"] ?? "false" } : {}),
     OUTBOX_POLL_MS: "200",
-    // TEST_WRITE_CHECKS_FROM=postgres runs every test server's Share questions from Postgres
+    // TEST_WRITE_CHECKS_FROM=postgres answers every test server's write checks from Postgres
     // (.ci/run does so on real Postgres); a test about either path names it in its env.
     ...(process.env["TEST_WRITE_CHECKS_FROM"] ? { WRITE_CHECKS_FROM: process.env["TEST_WRITE_CHECKS_FROM"] } : {}),
     ...options.env,

@@ -37,7 +37,8 @@ let spicedb: FaultyEngine;
 beforeAll(async () => {
   spicedb = await FaultyEngine.create();
   server = await startTestServer({
-    env: { OUTBOX_APPLY_TIMEOUT_MS: "300", OUTBOX_POLL_MS: "50", OUTBOX_MAX_BACKOFF_MS: "200" },
+    // Writes authorized by SpiceDB (waiting for the outbox first); WRITE_CHECKS_FROM=postgres has its own R40 tests (test/api/write-checks-from-postgres.test.ts).
+    env: { OUTBOX_APPLY_TIMEOUT_MS: "300", OUTBOX_POLL_MS: "50", OUTBOX_MAX_BACKOFF_MS: "200", WRITE_CHECKS_FROM: "spicedb" },
     overrides: { engine: async () => spicedb },
   });
   c = server.clients();
