@@ -1,5 +1,6 @@
-import { sql, type Kysely } from "kysely";
+import { CompiledQuery, sql, type Kysely } from "kysely";
 import type { Database, OutboxOp, Row } from "./database.js";
+import { COMMIT_WITH_MARK } from "./statement-marks.js";
 
 export type OutboxRow = Row<"outbox">;
 
@@ -24,6 +25,26 @@ export interface OutboxStatus {
 
 export class OutboxRepo {
   constructor(private readonly db: Kysely<Database>) {}
+
+  /**
+   * append, as the transaction's last statement, and its commit: on real
+   * Postgres in the same message (COMMIT_WITH_MARK), so that the order lock
+   * is held only while Postgres inserts and commits, not while the answer
+   * goes to the gateway and a COMMIT comes back. Nothing may run in the
+   * transaction after it.
+   */
+  async appendAndCommit(ops: readonly OutboxOp[]): Promise<number> {
+    const { rows } = await this.db.executeQuery<{ id: number }>(
+      CompiledQuery.raw(
+        `${COMMIT_WITH_MARK}
+      with ordered as (select pg_advisory_xact_lock($1::bigint))
+      insert into outbox (ops, op_count) select $2::jsonb, $3::int from ordered
+      returning id`,
+        [ORDER_LOCK, JSON.stringify(ops), ops.length],
+      ),
+    );
+    return Number(rows[0]!.id);
+  }
 
   /**
    * Call inside the writing transaction, as its last statement before commit.

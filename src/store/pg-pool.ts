@@ -3,6 +3,7 @@ import type { PostgresCursor, PostgresPool, PostgresPoolClient, PostgresQueryRes
 import pg from "pg";
 import { abortReason, CallAbortedError, callSignal, deadlinePassed, outsideCall, untilDeadline } from "../call-signal.js";
 import { StoreUnavailableError } from "./errors.js";
+import { COMMIT_WITH_MARK } from "./statement-marks.js";
 
 export interface PoolSettings {
   readonly max: number;
@@ -160,8 +161,28 @@ function preparedName(text: string): string | undefined {
   return name;
 }
 
+/*
+ * A COMMIT_WITH_MARK statement is sent with its COMMIT in one simple-protocol
+ * message (parameters written into the text as literals): Postgres runs both
+ * without waiting for the gateway in between. The outbox append takes the
+ * order lock, which its holder keeps until commit; with the COMMIT sent
+ * separately, every write waited while the holder's answer went through the
+ * gateway's event loop and its COMMIT came back (docs/PERFORMANCE.md, round
+ * 11). kysely's own COMMIT that follows is answered here without reaching
+ * Postgres.
+ */
+
+/** A parameter as a literal of the statement's text: integers and strings only (what COMMIT_WITH_MARK statements pass). */
+function literal(client: pg.PoolClient, value: unknown): string {
+  if (typeof value === "number" && Number.isSafeInteger(value)) return String(value);
+  if (typeof value === "string") return client.escapeLiteral(value);
+  throw new TypeError(`a ${typeof value} cannot be written into a statement's text`);
+}
+
 class GuardedClient implements PostgresPoolClient {
   #failure: StoreUnavailableError | undefined;
+  /** The transaction was committed with its last statement (COMMIT_WITH_MARK). */
+  #committed = false;
 
   constructor(
     private readonly client: pg.PoolClient,
@@ -173,9 +194,36 @@ class GuardedClient implements PostgresPoolClient {
   query<R>(sqlOrCursor: string | PostgresCursor<R>, parameters?: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> | PostgresCursor<R> {
     if (typeof sqlOrCursor !== "string") return this.client.query(sqlOrCursor as unknown as pg.Submittable) as unknown as PostgresCursor<R>;
     if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#committed) return this.#afterCommit<R>(sqlOrCursor);
+    if (sqlOrCursor.startsWith(COMMIT_WITH_MARK)) return this.#thenCommit<R>(sqlOrCursor, parameters ?? []);
     const name = preparedName(sqlOrCursor);
     const query = name ? { name, text: sqlOrCursor, values: parameters as unknown[] } : { text: sqlOrCursor, values: parameters as unknown[] };
-    return (this.client.query(query) as unknown as Promise<PostgresQueryResult<R>>).catch((err: unknown) => {
+    return this.#guard(this.client.query(query) as unknown as Promise<PostgresQueryResult<R>>);
+  }
+
+  /** The statement and COMMIT in one message; its result is the statement's. */
+  async #thenCommit<R>(text: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> {
+    const inlined = text.replace(/\$(\d+)/g, (_, n: string) => literal(this.client, parameters[Number(n) - 1]));
+    const results = (await this.#guard(this.client.query(`${inlined};\ncommit`) as unknown as Promise<Array<PostgresQueryResult<R>>>)) as unknown as Array<PostgresQueryResult<R>>;
+    this.#committed = true;
+    return results[0]!;
+  }
+
+  /**
+   * After an in-band commit only the transaction's end may come: kysely's
+   * COMMIT is answered as done, and so is a ROLLBACK (the caller's code
+   * failed after the last statement; what it committed stays, which is why
+   * that statement must come last). Anything else would run outside the
+   * transaction: refused.
+   */
+  #afterCommit<R>(text: string): Promise<PostgresQueryResult<R>> {
+    this.#committed = false;
+    if (text === "commit" || text === "rollback") return Promise.resolve({ command: text.toUpperCase(), rowCount: 0, rows: [] } as unknown as PostgresQueryResult<R>);
+    return Promise.reject(new Error(`"${text.slice(0, 40)}" after a statement that committed its transaction (${COMMIT_WITH_MARK} must be the last statement)`));
+  }
+
+  #guard<T>(running: Promise<T>): Promise<T> {
+    return running.catch((err: unknown) => {
       if (!isConnectionFailure(err)) throw err;
       this.#failure = new StoreUnavailableError(
         err instanceof Error && /timeout/i.test(err.message) ? "the database did not answer in time" : "the connection to the database was lost",
@@ -190,6 +238,7 @@ class GuardedClient implements PostgresPoolClient {
   release(): void {
     const failure = this.#failure;
     this.#failure = undefined;
+    this.#committed = false;
     this.client.release(failure);
   }
 }

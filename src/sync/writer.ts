@@ -43,8 +43,8 @@ export class ChangeWriter {
     const { value, batch } = await this.store.transaction(async (tx) => {
       const value = await fn(tx, relationships);
       const ops = relationships.toOps();
-      // Appending takes the ordering lock, so it comes last: the lock is held only for the commit.
-      const batch = ops.length > 0 ? await tx.outbox.append(ops) : undefined;
+      // Appending takes the ordering lock, so it comes last, and commits in the same message: the lock is held only for the commit.
+      const batch = ops.length > 0 ? await tx.outbox.appendAndCommit(ops) : undefined;
       return { value, batch };
     });
     if (batch === undefined) return { value, token: this.tokens.current(), applied: true };

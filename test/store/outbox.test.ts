@@ -50,6 +50,71 @@ describe("outbox", () => {
     });
   });
 
+  describe("appendAndCommit (the writing transaction's last statement)", () => {
+    it("stores the batch with the transaction's other rows, and both are committed", async () => {
+      const id = await store.transaction(async (tx) => {
+        await tx.users.insert({ id: "ann", email: "ann@example.com" });
+        return tx.outbox.appendAndCommit([touch("user:ann")]);
+      });
+      expect((await store.read.outbox.pending(10)).map((r) => [r.id, r.ops])).toEqual([[id, [touch("user:ann")]]]);
+      expect(await store.read.users.get("ann")).toMatchObject({ id: "ann" });
+    });
+
+    it("keeps hostile text in the ops exactly: quotes, backslashes, placeholders and a statement of its own are data, not SQL", async () => {
+      const hostile = [
+        touch(`report:q3#viewer@user:x'); drop table outbox; --`),
+        touch(String.raw`folder:a\\'b#editor@user:E'\x27' $1 $2::jsonb`),
+        remove(String.raw`group:g#member@user:ünïcødé\n\u0041"quoted"` + "\n"),
+      ];
+      const id = await store.transaction((tx) => tx.outbox.appendAndCommit(hostile));
+      const [row] = await store.read.outbox.pending(10);
+      expect(row).toMatchObject({ id, ops: hostile, op_count: 3 });
+    });
+
+    it.runIf(databaseKind === "postgres")("commits with the statement: the order lock is free, and the batch visible, before kysely's own COMMIT", async () => {
+      const appended = deferred<number>();
+      const mayEnd = deferred();
+      const writing = store.transaction(async (tx) => {
+        const id = await tx.outbox.appendAndCommit([touch("a")]);
+        appended.resolve(id);
+        await mayEnd.promise;
+        return id;
+      });
+      const id = await appended.promise;
+      // Another transaction takes the order lock at once and sees the batch: the first one has ended.
+      const other = await store.transaction((tx) => tx.outbox.append([touch("b")]));
+      expect(other).toBeGreaterThan(id);
+      expect((await store.read.outbox.pending(10)).map((r) => r.id)).toEqual([id, other]);
+      mayEnd.resolve();
+      expect(await writing).toBe(id);
+    });
+
+    it.runIf(databaseKind === "postgres")("refuses a statement after it (it would run outside the transaction), naming the rule", async () => {
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.outbox.appendAndCommit([touch("a")]);
+          await tx.users.insert({ id: "late", email: "late@example.com" });
+        }),
+      ).rejects.toThrow(/after a statement that committed its transaction .* must be the last statement/);
+      expect(await store.read.users.get("late")).toBeUndefined();
+      // The connection goes back to the pool in a clean state: the next transaction works as usual.
+      const id = await store.transaction((tx) => tx.outbox.appendAndCommit([touch("b")]));
+      expect((await store.read.outbox.pending(10)).map((r) => r.id)).toContain(id);
+    });
+
+    it("a failing statement before it rolls the transaction back as usual", async () => {
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.users.insert({ id: "dup", email: "dup@example.com" });
+          await tx.users.insert({ id: "dup", email: "dup@example.com" });
+          return tx.outbox.appendAndCommit([touch("user:dup")]);
+        }),
+      ).rejects.toThrow();
+      expect(await store.read.outbox.pending(10)).toEqual([]);
+      expect(await store.read.users.get("dup")).toBeUndefined();
+    });
+  });
+
   describe("pending", () => {
     it("lists unapplied batches in id order, up to the limit and the given id", async () => {
       const [a, b, c, d] = await appendEach([touch("a")], [touch("b")], [touch("c")], [touch("d")]);
