@@ -92,6 +92,40 @@ export class OutboxRepo {
       .execute();
   }
 
+  /**
+   * markAppliedMany as the applying transaction's last statement, sent with
+   * its COMMIT in one message on real Postgres (COMMIT_WITH_MARK): the apply
+   * lock is released without a round trip more. Nothing may run after it.
+   */
+  async markAppliedAndCommit(ids: readonly number[], zedToken: string): Promise<void> {
+    await this.db.executeQuery(
+      CompiledQuery.raw(
+        `${COMMIT_WITH_MARK}
+      update outbox set applied_at = now(), zed_token = $1::text, last_error = null
+      where id = any(string_to_array($2::text, ',')::bigint[])`,
+        [zedToken, ids.join(",")],
+      ),
+    );
+  }
+
+  /**
+   * The newest batch id and the oldest pending batches (up to limit), read
+   * in one statement and so at one snapshot: every batch up to the newest
+   * that is not among the pending ones was applied. (Ids follow commit
+   * order, so a snapshot never holds a batch without every earlier one.)
+   */
+  async pendingWithNewest(limit: number): Promise<{ newest: number; rows: OutboxRow[] }> {
+    const { rows } = await sql<OutboxRow & { newest: string | number }>`
+      select n.newest, p.*
+      from (select coalesce(max(id), 0)::bigint as newest from outbox) n
+      left join lateral (select * from outbox where applied_at is null order by id limit ${limit}) p on true
+      order by p.id
+    `.execute(this.db);
+    const newest = Number(rows[0]?.newest ?? 0);
+    // Without pending batches the one row has nulls in the batch's columns.
+    return { newest, rows: rows.filter((r) => r.id !== null).map(({ newest: _, ...row }) => row) };
+  }
+
   /** Marks every pending batch up to `upTo` as applied (a rebuild wrote their effect). */
   async markAppliedThrough(upTo: number, zedToken: string): Promise<void> {
     await this.db

@@ -307,15 +307,23 @@ export class OutboxApplier {
   /**
    * Applies the pending batches visible to tx, in order, inside tx (which
    * must hold the apply lock). Stops at the first failure, recording it on
-   * the batch. Returns how far it got.
+   * the batch. Returns how far it got. With commitWithLastMark, the mark of
+   * the last batch is tx's last statement and commits it (sent with its
+   * COMMIT in one message on real Postgres).
    */
-  async applyPendingWithin(tx: Repositories, limit = BATCHES_PER_TRANSACTION): Promise<{ through: number; failed: boolean; more: boolean }> {
-    // The newest id first: under read committed, a batch committed after pending() ran would
-    // show in a later maxId() and be counted as applied without having reached SpiceDB.
-    const newest = await tx.outbox.maxId();
-    const rows = await tx.outbox.pending(limit);
+  async applyPendingWithin(
+    tx: Repositories,
+    limit = BATCHES_PER_TRANSACTION,
+    { commitWithLastMark = false }: { commitWithLastMark?: boolean } = {},
+  ): Promise<{ through: number; failed: boolean; more: boolean }> {
+    // The newest id and the pending batches at one snapshot: a batch committed after the pending
+    // ones were read must not be counted as applied without having reached SpiceDB.
+    const { newest, rows } = await tx.outbox.pendingWithNewest(limit);
     if (rows.length === 0) return { through: newest, failed: false, more: false };
     let through = rows[0]!.id - 1;
+    const lastId = rows.at(-1)!.id;
+    const mark = (ids: readonly number[], zed: string) =>
+      commitWithLastMark && ids.at(-1) === lastId ? tx.outbox.markAppliedAndCommit(ids, zed) : ids.length === 1 ? tx.outbox.markApplied(ids[0]!, zed) : tx.outbox.markAppliedMany(ids, zed);
     for (const group of groupBatches(rows, this.engine.maxUpdatesPerWrite)) {
       let applied: string | undefined;
       if (group.length > 1) {
@@ -330,7 +338,7 @@ export class OutboxApplier {
         }
       }
       if (applied !== undefined) {
-        await tx.outbox.markAppliedMany(
+        await mark(
           group.map((row) => row.id),
           applied,
         );
@@ -353,7 +361,7 @@ export class OutboxApplier {
           this.log.warn({ batch: row.id, attempts: row.attempts + 1, err: message }, "outbox batch failed; will retry");
           return { through, failed: true, more: true };
         }
-        await tx.outbox.markApplied(row.id, zed);
+        await mark([row.id], zed);
         this.#remember(row.id, zed);
         this.#lastZed = zed || this.#lastZed;
         through = row.id;
@@ -382,7 +390,7 @@ export class OutboxApplier {
   async #applyOnce(): Promise<boolean> {
     const outcome = await this.store.transaction(async (tx) => {
       await tx.outbox.lockForApply();
-      return this.applyPendingWithin(tx);
+      return this.applyPendingWithin(tx, BATCHES_PER_TRANSACTION, { commitWithLastMark: true });
     });
     const zed = this.#zedByBatch.get(outcome.through);
     if (zed) this.#setLatest(outcome.through, zed);

@@ -115,6 +115,31 @@ describe("outbox", () => {
     });
   });
 
+  describe("pendingWithNewest and markAppliedAndCommit (the applier's reads and last write)", () => {
+    it("reads the newest id and the oldest pending batches in one statement, empty or not", async () => {
+      expect(await store.read.outbox.pendingWithNewest(10)).toEqual({ newest: 0, rows: [] });
+      const [a, b, c] = await appendEach([touch("a")], [touch("b")], [touch("c")]);
+      await store.read.outbox.markApplied(a!, "token-a");
+      const { newest, rows } = await store.read.outbox.pendingWithNewest(1);
+      expect(newest).toBe(c);
+      expect(rows).toEqual([expect.objectContaining({ id: b, ops: [touch("b")], applied_at: null })]);
+      await store.read.outbox.markAppliedMany([b!, c!], "token-bc");
+      expect(await store.read.outbox.pendingWithNewest(10)).toEqual({ newest: c, rows: [] });
+    });
+
+    it("marks batches applied with the token as the applying transaction's last statement, and commits", async () => {
+      const [a, b, c] = await appendEach([touch("a")], [touch("b")], [touch("c")]);
+      await store.transaction(async (tx) => {
+        await tx.outbox.lockForApply();
+        await tx.outbox.markAppliedAndCommit([a!, b!], "token-ab");
+      });
+      expect((await store.read.outbox.pending(10)).map((r) => r.id)).toEqual([c]);
+      expect(await store.read.outbox.zedToken(b!)).toBe("token-ab");
+      // The apply lock is free again: another applier takes it at once.
+      await store.transaction((tx) => tx.outbox.lockForApply());
+    });
+  });
+
   describe("pending", () => {
     it("lists unapplied batches in id order, up to the limit and the given id", async () => {
       const [a, b, c, d] = await appendEach([touch("a")], [touch("b")], [touch("c")], [touch("d")]);

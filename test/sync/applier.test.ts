@@ -95,11 +95,11 @@ describe("applyPendingWithin", () => {
       // Postgres that is a transaction on another connection; PGlite has one connection, so
       // the insert is made in the applier's own transaction, which later statements see alike.
       const outbox = Object.create(tx.outbox) as OutboxRepo;
-      outbox.pending = async (limit, upTo) => {
-        const rows = await tx.outbox.pending(limit, upTo);
+      outbox.pendingWithNewest = async (limit) => {
+        const found = await tx.outbox.pendingWithNewest(limit);
         const ops = [touch("workspace:w3#viewer@user:late")];
         late = databaseKind === "postgres" ? await store.transaction((other) => other.outbox.append(ops)) : await tx.outbox.append(ops);
-        return rows;
+        return found;
       };
       return Object.assign(Object.create(tx) as Repositories, { outbox });
     });
