@@ -13,10 +13,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Role } from "../../src/gen/sharegraph/v1/common_pb.js";
-import { WorkspaceLevel } from "../../src/gen/sharegraph/v1/directory_service_pb.js";
-import { FaultyEngine } from "../support/faulty-engine.js";
+import { startAcmeSharingTenant } from "../support/acme-sharing-tenant.js";
+import type { FaultyEngine } from "../support/faulty-engine.js";
 import { user } from "../support/rpc.js";
-import { PLATFORM_ADMIN, startTestServer, type Clients, type TestServer } from "../support/server.js";
+import type { Clients, TestServer } from "../support/server.js";
 
 let server: TestServer;
 let c: Clients;
@@ -24,19 +24,11 @@ let engine: FaultyEngine;
 const dashboard = (id: string) => ({ type: "dashboard", id });
 
 beforeAll(async () => {
-  engine = await FaultyEngine.create();
-  server = await startTestServer({ env: { WRITE_CHECKS_FROM: "postgres", OUTBOX_APPLY_TIMEOUT_MS: "300" }, overrides: { engine: async () => engine } });
-  c = server.clients();
-  for (const id of ["ann", "bob", "carol", "dave", "erin", "gus"]) await c.directory.createUser({ actor: PLATFORM_ADMIN, userId: id, email: `${id}@acme.example` });
-  // ann administers Acme (so manages everything); bob, carol, dave and erin view the workspace, gus nothing.
-  await c.directory.createOrganization({ actor: PLATFORM_ADMIN, organizationId: "acme", name: "Acme", adminUserIds: ["ann"] });
-  await c.directory.createWorkspace({ actor: "ann", organizationId: "acme", workspaceId: "sales", name: "Sales" });
-  for (const u of ["bob", "carol", "dave", "erin"]) await c.directory.setWorkspacePermission({ actor: "ann", workspaceId: "sales", subject: user(u), level: WorkspaceLevel.VIEW });
-  await c.content.createFolder({ actor: "ann", workspaceId: "sales", folderId: "q3", name: "Q3" });
-  await c.content.createContent({ actor: "ann", kind: "dashboard", contentId: "pipeline", name: "Pipeline", workspaceId: "sales", folderId: "q3" });
-  // bob may share the dashboard (sharer), dave inherits editor on it from the folder.
-  await c.content.share({ actor: "ann", resource: dashboard("pipeline"), subject: user("bob"), role: Role.SHARER });
-  await c.content.share({ actor: "ann", resource: { type: "folder", id: "q3" }, subject: user("dave"), role: Role.EDITOR });
+  ({ server, clients: c, engine } = await startAcmeSharingTenant({
+    env: { WRITE_CHECKS_FROM: "postgres", OUTBOX_APPLY_TIMEOUT_MS: "300" },
+    viewers: ["bob", "carol", "dave", "erin"],
+    outsiders: ["gus"],
+  }));
 }, 120_000);
 
 afterAll(async () => {
