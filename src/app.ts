@@ -31,10 +31,11 @@ import { Partners } from "./domain/partners.js";
 import { SERVICE_LIMITS, ServiceRelationships } from "./domain/service-relationships.js";
 import { CURSOR_MAC_PURPOSE, LookupCursors } from "./domain/lookup-pages.js";
 import { Permissions } from "./domain/permissions.js";
+import { ViewDecisionCache } from "./domain/view-decisions.js";
 import { Sharing } from "./domain/sharing.js";
 import { CoalescingEngine } from "./engine/coalescing.js";
 import { GroupSubjectsEngine } from "./engine/group-subjects.js";
-import { DecisionCachingEngine, decisionCacheMetrics } from "./engine/decision-cache.js";
+import { DecisionCachingEngine, decisionCacheMetrics, viewDecisionMetrics } from "./engine/decision-cache.js";
 import { createThreadedEngine, type EngineThread } from "./engine/threaded.js";
 import type { Engine } from "./engine/engine.js";
 import { createRemoteEngine } from "./engine/remote.js";
@@ -190,6 +191,13 @@ export class App {
     return this.#decisionCache;
   }
 
+  /** Remembered view answers from Postgres, when VIEW_CHECKS_FROM=postgres and the decision cache is on. */
+  #viewDecisions: ViewDecisionCache | undefined;
+
+  get viewDecisions(): ViewDecisionCache | undefined {
+    return this.#viewDecisions;
+  }
+
   private constructor(
     readonly config: Config,
     readonly log: Logger,
@@ -301,7 +309,10 @@ export class App {
     const authz = new Authorizer(engine, tokens, writeChecksFromPostgres ? store.read.directoryRights : undefined);
     const directory = new Directory({ store, writer, authz });
     const viewIndex = config.reads.viewChecksFrom === "postgres" ? store.read.contentView : undefined;
-    const permissions = new Permissions(engine, tokens, schema, config.limits, new LookupCursors(serverKey.mac(CURSOR_MAC_PURPOSE)), viewIndex);
+    if (viewIndex && config.reads.decisionCacheSize > 0) {
+      this.#viewDecisions = new ViewDecisionCache({ maxEntries: config.reads.decisionCacheSize, maxAgeMs: config.reads.maxStalenessMs });
+    }
+    const permissions = new Permissions(engine, tokens, schema, config.limits, new LookupCursors(serverKey.mac(CURSOR_MAC_PURPOSE)), viewIndex, this.#viewDecisions);
     const explainer = new Explainer({ store, engine, tokens });
     const catalog = new ContentCatalog({ store, engine, writer, authz, tokens });
     const sharing = new Sharing({ store, engine, writer, tokens, catalog, index: writeChecksFromPostgres ? store.read.sharingQuestions : undefined });
@@ -543,6 +554,7 @@ export class App {
     const metrics = rpcMetrics(this.metrics);
     collectDefaultMetrics({ register: this.metrics });
     if (this.#decisionCache) decisionCacheMetrics(this.metrics, this.#decisionCache.stats);
+    if (this.#viewDecisions) viewDecisionMetrics(this.metrics, this.#viewDecisions.stats);
     const { directory, permissions, explainer, catalog, sharing, partners, channelPartners, serviceRelationships, notifications, index } = this.domain;
     const keys = new ApiKeys(this.apiKeys.keys);
     const apiLog = this.log.child({ component: "api" });

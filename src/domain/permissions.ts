@@ -17,6 +17,7 @@ import { QUERY_ID_PATTERN, requireId } from "./ids.js";
 import { isContentKind } from "./roles.js";
 import type { LookupCursors} from "./lookup-pages.js";
 import { compareIds, firstAfter, LookupMemo, queryKey } from "./lookup-pages.js";
+import type { ViewDecisionCache } from "./view-decisions.js";
 
 export interface LookedUp {
   readonly resourceId: string;
@@ -79,6 +80,8 @@ export class Permissions {
     readonly limits: PermissionLimits,
     private readonly cursors: LookupCursors,
     private readonly viewIndex?: ContentViewIndex,
+    /** Remembers viewIndex's answers (view-decisions.ts); fully consistent reads always ask. */
+    private readonly viewDecisions?: ViewDecisionCache,
     private readonly memo = new LookupMemo(),
   ) {}
 
@@ -120,7 +123,9 @@ export class Permissions {
   async #fromPostgres(questions: readonly ViewQuestion[], freshness: Freshness): Promise<{ results: boolean[]; token: string }> {
     await this.tokens.resolve(freshness);
     const token = this.tokens.current();
-    return { results: await this.viewIndex!.canView(questions), token };
+    const index = this.viewIndex!;
+    if (!this.viewDecisions || freshness.kind === "fully_consistent") return { results: await index.canView(questions), token };
+    return { results: await this.viewDecisions.answer(token, questions, (missing) => index.canView(missing)), token };
   }
 
   /**

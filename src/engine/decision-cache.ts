@@ -127,19 +127,28 @@ function checkKey(item: CheckItem): string {
   return `${item.resource.type}:${item.resource.id}#${item.permission}@${s.type}:${s.id}${s.relation ? `#${s.relation}` : ""}`;
 }
 
+/** A counter whose value is read from `read` when scraped. */
+function statCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
 /** The cache's counters as Prometheus metrics (read when scraped). */
 export function decisionCacheMetrics(registry: Registry, stats: DecisionCacheStats): void {
-  const counter = (name: string, help: string, read: () => number) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
-  counter("sharegraph_decision_cache_hits_total", "checks answered from the decision cache", () => stats.hits);
-  counter("sharegraph_decision_cache_misses_total", "checks at a pinned snapshot sent to SpiceDB", () => stats.misses);
-  counter("sharegraph_decision_cache_joined_total", "checks that joined an identical check already on its way to SpiceDB", () => stats.joined);
+  statCounter(registry, "sharegraph_decision_cache_hits_total", "checks answered from the decision cache", () => stats.hits);
+  statCounter(registry, "sharegraph_decision_cache_misses_total", "checks at a pinned snapshot sent to SpiceDB", () => stats.misses);
+  statCounter(registry, "sharegraph_decision_cache_joined_total", "checks that joined an identical check already on its way to SpiceDB", () => stats.joined);
+}
+
+/** The counters of the view answers remembered from Postgres (src/domain/view-decisions.ts). */
+export function viewDecisionMetrics(registry: Registry, stats: { readonly hits: number; readonly misses: number }): void {
+  statCounter(registry, "sharegraph_view_decision_cache_hits_total", "view questions answered from remembered Postgres answers (VIEW_CHECKS_FROM=postgres)", () => stats.hits);
+  statCounter(registry, "sharegraph_view_decision_cache_misses_total", "view questions sent to Postgres that could have been remembered", () => stats.misses);
 }

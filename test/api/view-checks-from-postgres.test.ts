@@ -21,7 +21,8 @@ const report = { type: "report", id: "vp-q3" };
 const view = (userId: string, resource = report) => ({ resource, permission: "view", subject: user(userId) });
 
 beforeAll(async () => {
-  server = await startTestServer({ env: { VIEW_CHECKS_FROM: "postgres" } });
+  // A long staleness bound: remembered answers must give way to a write at once, not after a second.
+  server = await startTestServer({ env: { VIEW_CHECKS_FROM: "postgres", READ_MAX_STALENESS_MS: "60000" } });
   app = server.app;
   c = server.clients();
   const { directory, catalog, sharing } = app.domain;
@@ -102,5 +103,22 @@ describe("VIEW_CHECKS_FROM=postgres", () => {
     expect(again.allowed).toBe(false);
     const bulk = await c.permission.checkBulkPermissions({ items: [view("vp-bob"), view("vp-cid")], consistency: fresh(revoked.token) });
     expect(bulk.results.map((r) => r.allowed)).toEqual([false, true]);
+  });
+
+  it("issue 8: a repeated view question is answered from memory, a fully consistent one never, and a revoke through the gateway is seen by the next minimize_latency check", async () => {
+    const stats = app.viewDecisions!.stats;
+    const q4 = { type: "report", id: "vp-q4" };
+    const ask = async (consistency?: { requirement: { case: "fullyConsistent"; value: true } }) =>
+      (await c.permission.checkPermission({ ...view("vp-bob", q4), ...(consistency ? { consistency } : {}) })).allowed;
+    expect(await ask()).toBe(true);
+    const hits = stats.hits;
+    expect(await ask()).toBe(true);
+    expect(stats.hits).toBe(hits + 1);
+    const before = { ...stats };
+    expect(await ask({ requirement: { case: "fullyConsistent", value: true } })).toBe(true);
+    expect(stats).toEqual(before);
+    await app.domain.sharing.unshare("vp-ann", q4, { kind: "user", id: "vp-bob" });
+    expect(await ask()).toBe(false);
+    expect(await ask({ requirement: { case: "fullyConsistent", value: true } })).toBe(false);
   });
 });
