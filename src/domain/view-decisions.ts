@@ -1,3 +1,4 @@
+import { compactKey } from "../engine/decision-cache.js";
 import type { ViewQuestion } from "../store/content-view.js";
 
 export interface ViewDecisionOptions {
@@ -91,7 +92,7 @@ export class ViewDecisionCache {
   }
 }
 
-/** Ids cannot hold a newline (QUERY_ID_PATTERN), so no two questions share a key. */
+/** Ids cannot hold a newline (QUERY_ID_PATTERN), so no two questions share a key; long ones are kept as a digest. */
 function questionKey(q: ViewQuestion): string {
-  return `${q.kind}\n${q.contentId}\n${q.userId}`;
+  return compactKey(`${q.kind}\n${q.contentId}\n${q.userId}`);
 }

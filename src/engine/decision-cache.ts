@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Counter, type Registry } from "prom-client";
 import type { BulkCheckResult, CheckItem, CheckResult, Consistency, Engine } from "./engine.js";
 
@@ -124,7 +125,20 @@ export class DecisionCachingEngine implements Engine {
 
 function checkKey(item: CheckItem): string {
   const s = item.subject;
-  return `${item.resource.type}:${item.resource.id}#${item.permission}@${s.type}:${s.id}${s.relation ? `#${s.relation}` : ""}`;
+  return compactKey(`${item.resource.type}:${item.resource.id}#${item.permission}@${s.type}:${s.id}${s.relation ? `#${s.relation}` : ""}`);
+}
+
+/** Keys longer than this are kept as their SHA-256 digest. */
+const LONG_KEY = 160;
+
+/**
+ * A cache key of bounded size: ids may be up to 1,024 characters, and a
+ * caller must not make a cache of DECISION_CACHE_SIZE entries hold
+ * gigabytes. A digest (base64: no ':', '@', '#' or newline) never equals a
+ * short key, which always holds one of those.
+ */
+export function compactKey(key: string): string {
+  return key.length <= LONG_KEY ? key : createHash("sha256").update(key).digest("base64");
 }
 
 /** A counter whose value is read from `read` when scraped. */

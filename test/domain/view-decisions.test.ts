@@ -104,6 +104,16 @@ describe("ViewDecisionCache", () => {
     expect(await cache.answer("t", [q("b", "a", "report:x")], pg.ask)).toEqual([false]);
   });
 
+  it("keeps 1,024-character ids that differ only at their end apart", async () => {
+    const cache = new ViewDecisionCache({ maxEntries: 100, maxAgeMs: 1_000 }, () => 0);
+    const id = (end: string) => `${"r".repeat(1023)}${end}`;
+    const pg = index((x) => x.contentId.endsWith("a"));
+    expect(await cache.answer("t", [q("u".repeat(1024), id("a"))], pg.ask)).toEqual([true]);
+    expect(await cache.answer("t", [q("u".repeat(1024), id("b"))], pg.ask)).toEqual([false]);
+    expect(await cache.answer("t", [q("u".repeat(1024), id("a"))], pg.ask)).toEqual([true]);
+    expect(pg.asked).toHaveLength(2);
+  });
+
   it("starts a generation over when it is full, and keeps no more than two tokens", async () => {
     const cache = new ViewDecisionCache({ maxEntries: 2, maxAgeMs: 1_000 }, () => 0);
     const pg = index(() => true);

@@ -3,7 +3,7 @@
  * exactly as the engine it wraps), and what reaches the wrapped engine.
  */
 import { describe, expect, it } from "vitest";
-import { DecisionCachingEngine } from "../../src/engine/decision-cache.js";
+import { compactKey, DecisionCachingEngine } from "../../src/engine/decision-cache.js";
 import { createEmbeddedEngine } from "../../src/engine/embedded.js";
 import type { CheckItem, Engine } from "../../src/engine/engine.js";
 import { loadSchemaText } from "../../src/engine/schema.js";
@@ -96,5 +96,14 @@ describe("decision cache", () => {
       expect(again.results.map((r) => r.allowed)).toEqual([false, true]);
       expect(calls.bulk).toEqual([3]);
     });
+  });
+});
+
+describe("decision cache keys (hostile callers)", () => {
+  it("keeps a key of 1,024-character ids bounded in size, distinct from any other, and short keys as they are", () => {
+    const long = (end: string) => `report:${"r".repeat(1023)}${end}#view@user:${"u".repeat(1024)}`;
+    expect(compactKey(long("a")).length).toBeLessThanOrEqual(160);
+    expect(compactKey(long("a"))).not.toBe(compactKey(long("b")));
+    expect(compactKey("report:q3#view@user:bob")).toBe("report:q3#view@user:bob");
   });
 });
