@@ -243,7 +243,7 @@ export class OutboxApplier {
     try {
       let pause = 10;
       for (;;) {
-        await abortable(this.#drainForWaiter(), signal);
+        await abortable(this.#drainedThrough(batch), signal);
         if (batch <= this.#appliedThrough) return this.#zedByBatch.get(batch) ?? "";
         // Another gateway may hold the apply lock and have applied it.
         const progress = await abortable(this.store.read.outbox.progress(batch), signal);
@@ -262,6 +262,29 @@ export class OutboxApplier {
       throw err;
     } finally {
       this.#waiting--;
+    }
+  }
+
+  /**
+   * A drain (#drainForWaiter), or less: resolves as soon as the batch is
+   * applied. Under steady writes a drain runs pass after pass while new
+   * batches keep arriving, and a writer whose batch an early pass applied
+   * must not wait for the passes of the writes behind it.
+   */
+  async #drainedThrough(batch: number): Promise<void> {
+    const drained = this.#drainForWaiter().then(() => true);
+    while (batch > this.#appliedThrough) {
+      let wake!: () => void;
+      const progressed = new Promise<boolean>((resolve) => {
+        wake = () => {
+          this.#sleepers.delete(wake);
+          resolve(false);
+        };
+        this.#sleepers.add(wake);
+      });
+      const finished = await Promise.race([drained, progressed]);
+      this.#sleepers.delete(wake);
+      if (finished) return;
     }
   }
 

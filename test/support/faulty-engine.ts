@@ -48,6 +48,7 @@ export class FaultyEngine implements Engine {
   #schemaDown = false;
   #closeCalls = 0;
   #gate: { promise: Promise<void>; open: () => void } | undefined;
+  #holdNextArriving = false;
   #held = 0;
 
   private constructor(readonly inner: Engine) {}
@@ -97,6 +98,14 @@ export class FaultyEngine implements Engine {
     this.#gate = { promise, open };
   }
 
+  /**
+   * The next write to arrive waits as in hold() (SpiceDB hangs on it); the
+   * writes already waiting are not held by it and go on at release().
+   */
+  holdNextArriving(): void {
+    this.#holdNextArriving = true;
+  }
+
   /** Lets the held writes go on. */
   release(): void {
     this.#gate?.open();
@@ -109,6 +118,7 @@ export class FaultyEngine implements Engine {
   }
 
   heal(): void {
+    this.#holdNextArriving = false;
     this.release();
     this.#down = false;
     this.#applyThenFail = 0;
@@ -123,6 +133,10 @@ export class FaultyEngine implements Engine {
 
   async write(updates: readonly RelationshipUpdate[]): Promise<string> {
     const described = updates.map((u) => `${u.op} ${formatRelationship(u.relationship)}`);
+    if (this.#holdNextArriving) {
+      this.#holdNextArriving = false;
+      this.hold();
+    }
     while (this.#gate) {
       this.#held++;
       try {

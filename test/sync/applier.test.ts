@@ -225,6 +225,27 @@ describe("issue 7: waits bounded by their call, and never beyond the outbox", ()
     }
   });
 
+  it("issue 8: a write applied by one pass of a drain is answered without waiting for the passes of the writes behind it", async () => {
+    spicedb.hold();
+    const [first] = await appendEach([touch("workspace:w9#viewer@user:ann")]);
+    const firstAnswered = applier.waitFor(first!, 600_000).then(() => "answered");
+    await until("the first pass to reach SpiceDB", () => spicedb.heldWrites === 1);
+    // A write behind it (committed meanwhile; on PGlite, right after the first pass) asks the drain for
+    // one more pass, and SpiceDB hangs on that pass.
+    const appending = appendEach([touch("workspace:w9#viewer@user:bob")]);
+    void applier.drain();
+    spicedb.holdNextArriving();
+    spicedb.release();
+    const [second] = await appending;
+    const secondAnswered = applier.waitFor(second!, 600_000);
+    await until("the second pass to reach SpiceDB", () => spicedb.heldWrites === 1);
+    const stillWaiting = new Promise<string>((resolve) => setTimeout(() => resolve("still waiting"), 5_000));
+    expect(await Promise.race([firstAnswered, stillWaiting])).toBe("answered");
+    expect(applier.appliedThrough).toBe(first);
+    spicedb.release();
+    expect(await secondAnswered).not.toBe("");
+  });
+
   it("issue 7.5: a drain started inside a call is shared work: the call's deadline does not cut it short", async () => {
     spicedb.hold();
     const [id] = await appendEach([touch("workspace:w8#viewer@user:ann")]);
