@@ -1,7 +1,11 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.js";
+import { LookupCursors } from "../../src/domain/lookup-pages.js";
+import { Permissions } from "../../src/domain/permissions.js";
+import { ViewDecisionCache } from "../../src/domain/view-decisions.js";
 import type { CheckItem } from "../../src/engine/engine.js";
+import { describeSchema, loadSchemaText } from "../../src/engine/schema.js";
 import { changeArb, KINDS, playRandomTenant, setUpTenant, setupArb, USERS } from "../support/random-tenant.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -11,7 +15,10 @@ import { startTestServer, type TestServer } from "../support/server.js";
  * relationships derived from the same rows. Here a random tenant
  * (test/support/random-tenant.ts) goes through the domain, and after every
  * change each user's `view` of every item is asked of both: of SpiceDB at
- * the change's token, and of Postgres. They must agree.
+ * the change's token, and of Postgres. They must agree — and so must
+ * Postgres's answers remembered under their token (src/domain/view-decisions.ts),
+ * asked twice at minimize_latency with a staleness bound of a minute: only the
+ * token moving with every change keeps them fresh.
  */
 
 let server: TestServer;
@@ -32,6 +39,16 @@ afterAll(async () => {
 describe("R1, R7, R12: view on content answered from Postgres", () => {
   it("after every random change, Postgres and SpiceDB (at the change's token) give every user the same view of every item, one by one and as lookups", async () => {
     const { permissions } = app.domain;
+    const remembered = new ViewDecisionCache({ maxEntries: 100_000, maxAgeMs: 60_000 });
+    const fromPostgres = new Permissions(
+      app.domain.engine,
+      app.domain.tokens,
+      describeSchema(loadSchemaText()),
+      permissions.limits,
+      new LookupCursors({ tag: () => Buffer.alloc(32), verify: () => false }),
+      app.domain.store.read.contentView,
+      remembered,
+    );
     await fc.assert(
       fc.asyncProperty(setupArb, fc.array(changeArb, { minLength: 3, maxLength: 12 }), async (setup, changes) => {
         await playRandomTenant(app, partnerOrg, `v${++run}`, setup, changes, async ({ contents }, op, step, token) => {
@@ -45,6 +62,10 @@ describe("R1, R7, R12: view on content answered from Postgres", () => {
               : [`${item.subject.id} view ${item.resource.type}:${item.resource.id}: SpiceDB ${spicedb.results[i]!.allowed}, Postgres ${postgres[i]}`],
           );
           expect(differ, `after ${JSON.stringify(op)}`).toEqual([]);
+          for (const time of ["first", "again"]) {
+            const answers = (await fromPostgres.checkBulk(items, { kind: "minimize_latency" })).results.map((r) => r.allowed);
+            expect(answers, `remembered answers (${time}) after ${JSON.stringify(op)}`).toEqual(spicedb.results.map((r) => r.allowed));
+          }
           // LookupResources: each user's viewable items of each kind (of this run's), as SpiceDB allowed them one by one.
           const ours = new Set(contents.map((c) => c.id));
           for (const u of USERS) {
@@ -59,5 +80,6 @@ describe("R1, R7, R12: view on content answered from Postgres", () => {
       }),
       { numRuns: 30, endOnFailure: true },
     );
+    expect(remembered.stats.hits).toBeGreaterThan(0);
   }, 600_000);
 });
