@@ -105,7 +105,7 @@ describe("VIEW_CHECKS_FROM=postgres", () => {
     expect(bulk.results.map((r) => r.allowed)).toEqual([false, true]);
   });
 
-  it("issue 8: a repeated view question is answered from memory, a fully consistent one never, and a revoke through the gateway is seen by the next minimize_latency check", async () => {
+  it("R1, issue 8: a repeated view question is answered from memory, a fully consistent one never, and a revoke through the gateway is seen by the next minimize_latency check", async () => {
     const stats = app.viewDecisions!.stats;
     const q4 = { type: "report", id: "vp-q4" };
     const ask = async (consistency?: { requirement: { case: "fullyConsistent"; value: true } }) =>

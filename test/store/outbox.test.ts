@@ -19,6 +19,19 @@ describe("outbox", () => {
     return ids;
   }
 
+  /** A transaction that appends with `append`, then stays open until end(). */
+  function openAfterAppend(append: (tx: Repositories) => Promise<number>) {
+    const appended = deferred<number>();
+    const mayEnd = deferred();
+    const done = store.transaction(async (tx) => {
+      const id = await append(tx);
+      appended.resolve(id);
+      await mayEnd.promise;
+      return id;
+    });
+    return { appended: appended.promise, end: () => mayEnd.resolve(), done };
+  }
+
   describe("append", () => {
     it("stores the ops and their count and returns the new id", async () => {
       const ops = [touch("document:q3#viewer@user:ann"), remove("document:q3#editor@user:bob")];
@@ -72,21 +85,14 @@ describe("outbox", () => {
     });
 
     it.runIf(databaseKind === "postgres")("commits with the statement: the order lock is free, and the batch visible, before kysely's own COMMIT", async () => {
-      const appended = deferred<number>();
-      const mayEnd = deferred();
-      const writing = store.transaction(async (tx) => {
-        const id = await tx.outbox.appendAndCommit([touch("a")]);
-        appended.resolve(id);
-        await mayEnd.promise;
-        return id;
-      });
-      const id = await appended.promise;
+      const writing = openAfterAppend((tx) => tx.outbox.appendAndCommit([touch("a")]));
+      const id = await writing.appended;
       // Another transaction takes the order lock at once and sees the batch: the first one has ended.
       const other = await store.transaction((tx) => tx.outbox.append([touch("b")]));
       expect(other).toBeGreaterThan(id);
       expect((await store.read.outbox.pending(10)).map((r) => r.id)).toEqual([id, other]);
-      mayEnd.resolve();
-      expect(await writing).toBe(id);
+      writing.end();
+      expect(await writing.done).toBe(id);
     });
 
     it.runIf(databaseKind === "postgres")("refuses a statement after it (it would run outside the transaction), naming the rule", async () => {
@@ -323,16 +329,8 @@ describe("outbox", () => {
     it.runIf(databaseKind === "postgres")(
       "a transaction appending while another holds the order lock waits for that one to commit, and gets the greater id",
       async () => {
-        const aAppended = deferred<number>();
-        const aMayCommit = deferred();
-
-        const a = store.transaction(async (tx) => {
-          const id = await tx.outbox.append([touch("a")]);
-          aAppended.resolve(id);
-          await aMayCommit.promise;
-          return id;
-        });
-        const aId = await aAppended.promise;
+        const a = openAfterAppend((tx) => tx.outbox.append([touch("a")]));
+        const aId = await a.appended;
 
         const bPid = deferred<number>();
         const b = kyselyOf(store)
@@ -351,8 +349,8 @@ describe("outbox", () => {
         const { rows: drawn } = await sql<{ last: string }>`select pg_sequence_last_value(pg_get_serial_sequence('outbox', 'id')::regclass) as last`.execute(kyselyOf(store));
         expect(Number(drawn[0]!.last)).toBe(aId);
 
-        aMayCommit.resolve();
-        expect(await a).toBe(aId);
+        a.end();
+        expect(await a.done).toBe(aId);
         expect(await b).toBeGreaterThan(aId);
       },
     );
